@@ -1,0 +1,67 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Client } from '@temporalio/client';
+import type { Config } from '../lib/config';
+import type { Health } from '../lib/clients/health';
+import type { Verifier } from '../lib/auth/verifier';
+import { devJwks } from '../lib/auth/dev-issuer';
+import { logger } from '../lib/logger';
+import auth from './plugins/auth';
+import errors from './plugins/errors';
+import metrics from './plugins/metrics';
+import openapi from './plugins/openapi';
+import { healthRoutes } from './routes/health';
+import { pingRoutes } from './routes/ping';
+import { workflowRoutes } from './routes/workflows';
+import { Problem } from './schemas';
+
+export interface ApiDeps {
+  config: Config;
+  temporal: Client;
+  verify: Verifier;
+  /** Temporal and every store, for /readyz. */
+  readiness: () => Promise<Health[]>;
+  /** Tests pass false for a quiet app. */
+  log?: boolean;
+}
+
+/** The whole HTTP API as a Fastify instance; main.ts listens, tests use inject(). */
+export async function buildApp(deps: ApiDeps) {
+  const { config } = deps;
+  const app = Fastify({
+    loggerInstance: deps.log === false ? undefined : (logger.child({ component: 'api' }) as FastifyBaseLogger),
+    bodyLimit: config.api.bodyLimit,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    },
+    ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addSchema(Problem);
+  await app.register(errors);
+  await app.register(openapi);
+  await app.register(metrics);
+  await app.register(auth, { verify: deps.verify });
+  // Per token (its subject), after authentication; anonymous callers are limited by address.
+  await app.register(rateLimit, {
+    hook: 'preHandler',
+    max: config.api.rateLimitPerMinute,
+    timeWindow: '1 minute',
+    keyGenerator: (request) => (request.principal ? `sub:${request.principal.sub}` : `ip:${request.ip}`),
+  });
+
+  await app.register(healthRoutes, { readiness: deps.readiness });
+  if (!config.auth.jwksUrl) {
+    // The development issuer's keys, OIDC-style, so other local services can verify the same tokens.
+    app.get('/.well-known/jwks.json', { config: { public: true }, schema: { hide: true } }, async () => devJwks(config.auth));
+  }
+  await app.register(workflowRoutes, { temporal: deps.temporal });
+  await app.register(pingRoutes, { temporal: deps.temporal });
+  return app;
+}

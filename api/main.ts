@@ -1,0 +1,53 @@
+import { Connection, Client } from '@temporalio/client';
+import { createVerifier } from '../lib/auth/verifier';
+import { createClickHouse, clickHouseHealth } from '../lib/clients/clickhouse';
+import { createKafka, kafkaHealth } from '../lib/clients/kafka';
+import { createMinio, minioHealth } from '../lib/clients/minio';
+import { createOpenSearch, openSearchHealth } from '../lib/clients/opensearch';
+import { createPostgresPool, postgresHealth } from '../lib/clients/postgres';
+import { temporalHealth } from '../lib/clients/temporal';
+import { config } from '../lib/config';
+import { childLogger } from '../lib/logger';
+import { buildApp } from './app';
+
+const log = childLogger('api');
+
+async function main(): Promise<void> {
+  const cfg = config();
+  // Lazy: the API starts even while a store is still coming up; /readyz says which one is not there yet.
+  const connection = Connection.lazy({ address: cfg.temporal.address });
+  const temporal = new Client({ connection, namespace: cfg.temporal.namespace });
+  const pg = await createPostgresPool(cfg.postgres, 4);
+  const clickhouse = createClickHouse(cfg.clickhouse);
+  const opensearch = createOpenSearch(cfg.opensearch);
+  const minio = createMinio(cfg.minio);
+  const kafka = createKafka(cfg.kafka, 'cadenza-api');
+  const app = await buildApp({
+    config: cfg,
+    temporal,
+    verify: await createVerifier(cfg.auth),
+    readiness: () =>
+      Promise.all([
+        temporalHealth(connection),
+        postgresHealth(pg),
+        clickHouseHealth(clickhouse),
+        openSearchHealth(opensearch),
+        minioHealth(minio),
+        kafkaHealth(kafka),
+      ]),
+  });
+  const close = async () => {
+    await app.close();
+    await Promise.allSettled([pg.end(), clickhouse.close(), opensearch.close(), connection.close()]);
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void close());
+  process.once('SIGINT', () => void close());
+  await app.listen({ host: cfg.api.host, port: cfg.api.port });
+  log.info({ url: `http://${cfg.api.host}:${cfg.api.port}`, docs: '/docs' }, 'api listening');
+}
+
+main().catch((err: unknown) => {
+  log.fatal({ err }, 'api failed to start');
+  process.exit(1);
+});

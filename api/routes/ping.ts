@@ -1,0 +1,39 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { Client } from '@temporalio/client';
+import type { ping } from '../../workflows';
+import { idempotencyKey, startOnce } from '../lib/start';
+import { IdempotencyHeaders, Started, withProblems } from '../schemas';
+
+/** Starts the trivial `ping` workflow: proves API → Temporal → worker → activity end to end. */
+export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async (app, { temporal }) => {
+  app.post(
+    '/v1/ping',
+    {
+      config: { scopes: ['operator', 'service'] },
+      schema: {
+        tags: ['workflows'],
+        summary: 'Start a ping workflow',
+        headers: IdempotencyHeaders,
+        body: Type.Object(
+          {
+            token: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9._:-]+$' }),
+            delay: Type.Optional(Type.String({ pattern: '^\\d{1,6} ?(ms|s|seconds|m|minutes|h|hours|d|days)$' })),
+          },
+          { additionalProperties: false },
+        ),
+        response: withProblems({ 202: Started }),
+      },
+    },
+    async (request, reply) => {
+      const key = idempotencyKey(request.headers['idempotency-key']) ?? randomUUID();
+      const started = await startOnce<typeof ping>(temporal, 'ping', {
+        workflowId: `ping-${key}`,
+        taskQueue: 'maintenance',
+        args: [{ token: request.body.token, ...(request.body.delay ? { delay: request.body.delay as never } : {}) }],
+      });
+      return reply.code(202).header('location', started.statusUrl).send(started);
+    },
+  );
+};

@@ -1,0 +1,136 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type, type Static } from '@sinclair/typebox';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { NotFoundError } from '../../lib/errors';
+import { withProblems } from '../schemas';
+
+const STATUSES = ['Running', 'Completed', 'Failed', 'Canceled', 'Terminated', 'ContinuedAsNew', 'TimedOut'] as const;
+const statusName = (code: number | null | undefined) =>
+  (temporal.api.enums.v1.WorkflowExecutionStatus[code ?? 0] ?? 'UNSPECIFIED').replace('WORKFLOW_EXECUTION_STATUS_', '');
+
+const Execution = Type.Object({
+  workflowId: Type.String(),
+  runId: Type.String(),
+  type: Type.String(),
+  status: Type.String({ description: 'RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED, CONTINUED_AS_NEW or TIMED_OUT' }),
+  taskQueue: Type.Optional(Type.String()),
+  startTime: Type.String({ format: 'date-time' }),
+  closeTime: Type.Optional(Type.String({ format: 'date-time' })),
+});
+
+const Detail = Type.Intersect([
+  Execution,
+  Type.Object({
+    historyLength: Type.Integer(),
+    result: Type.Optional(Type.Unknown({ description: 'the workflow result, when completed' })),
+    failure: Type.Optional(Type.Object({ message: Type.String(), cause: Type.Optional(Type.String()) })),
+  }),
+]);
+
+const WorkflowId = Type.Object({ id: Type.String({ minLength: 1, maxLength: 400 }) });
+
+const toIso = (d: Date | undefined) => d?.toISOString();
+
+/** Generic run inspection for operators: describe, list (visibility), cancel. */
+export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async (app, { temporal: client }) => {
+  const handleOf = (id: string) => client.workflow.getHandle(id);
+  const notFound = (id: string) => (err: unknown) => {
+    if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`No workflow with ID ${id}.`);
+    throw err;
+  };
+
+  app.get(
+    '/v1/workflows/:id',
+    {
+      config: { scopes: ['operator'] },
+      schema: { tags: ['workflows'], summary: 'Describe a workflow run', params: WorkflowId, response: withProblems({ 200: Detail }) },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const handle = handleOf(id);
+      const d = await handle.describe().catch(notFound(id));
+      const out: Static<typeof Detail> = {
+        workflowId: d.workflowId,
+        runId: d.runId,
+        type: d.type,
+        status: d.status.name,
+        taskQueue: d.taskQueue,
+        startTime: d.startTime.toISOString(),
+        closeTime: toIso(d.closeTime),
+        historyLength: d.historyLength,
+      };
+      if (d.status.name === 'COMPLETED') out.result = await client.workflow.getHandle(id, d.runId).result();
+      if (d.status.name === 'FAILED' || d.status.name === 'TIMED_OUT' || d.status.name === 'TERMINATED') {
+        await client.workflow
+          .getHandle(id, d.runId)
+          .result()
+          .catch((err: Error) => {
+            out.failure = { message: err.message, cause: err.cause instanceof Error ? err.cause.message : undefined };
+          });
+      }
+      return out;
+    },
+  );
+
+  app.get(
+    '/v1/workflows',
+    {
+      config: { scopes: ['operator'] },
+      schema: {
+        tags: ['workflows'],
+        summary: 'List workflow runs (Temporal visibility), newest first',
+        querystring: Type.Object({
+          type: Type.Optional(Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_]{0,99}$' })),
+          status: Type.Optional(Type.Union(STATUSES.map((s) => Type.Literal(s)))),
+          pageSize: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+          pageToken: Type.Optional(Type.String({ maxLength: 4096, pattern: '^[A-Za-z0-9_-]*$' })),
+        }),
+        response: withProblems({ 200: Type.Object({ workflows: Type.Array(Execution), nextPageToken: Type.Optional(Type.String()) }) }),
+      },
+    },
+    async (request) => {
+      const { type, status, pageSize, pageToken } = request.query;
+      // Values are constrained by the schema's patterns and enum, so the visibility query cannot be escaped.
+      const clauses = [type && `WorkflowType = '${type}'`, status && `ExecutionStatus = '${status}'`].filter(Boolean);
+      const res = await client.workflowService.listWorkflowExecutions({
+        namespace: client.options.namespace,
+        pageSize,
+        query: clauses.join(' AND '),
+        nextPageToken: pageToken ? Buffer.from(pageToken, 'base64url') : undefined,
+      });
+      const tsToIso = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
+        t?.seconds != null ? new Date(Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6)).toISOString() : undefined;
+      return {
+        workflows: res.executions.map((e) => ({
+          workflowId: e.execution?.workflowId ?? '',
+          runId: e.execution?.runId ?? '',
+          type: e.type?.name ?? '',
+          status: statusName(e.status),
+          taskQueue: e.taskQueue ?? undefined,
+          startTime: tsToIso(e.startTime) ?? '',
+          closeTime: tsToIso(e.closeTime),
+        })),
+        nextPageToken: res.nextPageToken?.length ? Buffer.from(res.nextPageToken).toString('base64url') : undefined,
+      };
+    },
+  );
+
+  app.post(
+    '/v1/workflows/:id/cancel',
+    {
+      config: { scopes: ['operator'] },
+      schema: {
+        tags: ['workflows'],
+        summary: 'Request cancellation of a running workflow',
+        params: WorkflowId,
+        response: withProblems({ 202: Type.Object({ workflowId: Type.String(), status: Type.Literal('cancel-requested') }) }),
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      await handleOf(id).cancel().catch(notFound(id));
+      return reply.code(202).send({ workflowId: id, status: 'cancel-requested' as const });
+    },
+  );
+};

@@ -1,0 +1,56 @@
+// @ts-check
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import { builtinModules } from 'node:module';
+
+// Workflow code runs in Temporal's deterministic sandbox: no Node built-ins, no store clients, no I/O.
+const bannedInWorkflows = [
+  ...builtinModules,
+  ...builtinModules.map((m) => `node:${m}`),
+  'pg',
+  'slonik',
+  'kafkajs',
+  '@clickhouse/client',
+  '@opensearch-project/opensearch',
+  'minio',
+  'fastify',
+  'pino',
+  '@temporalio/activity',
+  '@temporalio/client',
+  '@temporalio/worker',
+];
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'dist/**', '.stack/**', 'coverage/**', 'eslint.config.mjs'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['workflows/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: bannedInWorkflows.map((name) => ({
+            name,
+            message: 'Workflow code must be deterministic: no Node built-ins, store clients or I/O (DESIGN §2).',
+          })),
+          patterns: [
+            { group: ['**/lib/clients/*', '**/activities/*', '**/activities/**'], message: 'Workflows import activities as types only.', allowTypeImports: true },
+          ],
+        },
+      ],
+      'no-restricted-globals': ['error', { name: 'setTimeout', message: 'Use sleep() from @temporalio/workflow.' }],
+      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Use workflow uuid4() or deterministic inputs.' }],
+    },
+  },
+);

@@ -1,0 +1,187 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { TASK_QUEUES } from './task-queues';
+
+/**
+ * The one config loader: environment variables → validated, typed config.
+ * Every address, credential and port lives here (DESIGN §8); the native stack, compose file,
+ * workers and API all read the same names. Defaults are the native stack's ports on loopback.
+ */
+
+const port = z.coerce.number().int().min(1).max(65535);
+const url = z.string().url();
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const hostPort = z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'expected host:port');
+
+/** Each entry: environment variable → schema with its default. */
+const variables = {
+  CADENZA_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  CADENZA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  CADENZA_PG_HOST: z.string().min(1).default('127.0.0.1'),
+  CADENZA_PG_PORT: port.default(55432),
+  CADENZA_PG_USER: z.string().min(1).default('cadenza'),
+  CADENZA_PG_PASSWORD: z.string().min(1).default('cadenza'),
+  CADENZA_PG_DATABASE: z.string().min(1).default('cadenza'),
+
+  CADENZA_TEMPORAL_ADDRESS: hostPort.default('127.0.0.1:7233'),
+  CADENZA_TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  CADENZA_TEMPORAL_UI_PORT: port.default(8233),
+
+  CADENZA_KAFKA_BROKERS: z
+    .string()
+    .default('127.0.0.1:9092')
+    .transform((s) => s.split(',').map((b) => b.trim()))
+    .pipe(z.array(hostPort).min(1)),
+  CADENZA_KAFKA_CONTROLLER_PORT: port.default(9093),
+
+  CADENZA_CLICKHOUSE_URL: url.default('http://127.0.0.1:8123'),
+  CADENZA_CLICKHOUSE_TCP_PORT: port.default(19000),
+  CADENZA_CLICKHOUSE_USER: z.string().min(1).default('default'),
+  CADENZA_CLICKHOUSE_PASSWORD: z.string().default(''),
+  CADENZA_CLICKHOUSE_DATABASE: z.string().regex(/^\w+$/).default('cadenza'),
+
+  CADENZA_OPENSEARCH_URL: url.default('http://127.0.0.1:9200'),
+
+  CADENZA_MINIO_ENDPOINT: hostPort.default('127.0.0.1:9000'),
+  CADENZA_MINIO_CONSOLE_PORT: port.default(9001),
+  CADENZA_MINIO_ACCESS_KEY: z.string().min(3).default('cadenza'),
+  CADENZA_MINIO_SECRET_KEY: z.string().min(8).default('cadenza-secret'),
+  CADENZA_MINIO_USE_SSL: bool.default('false'),
+
+  CADENZA_API_HOST: z.string().min(1).default('127.0.0.1'),
+  CADENZA_API_PORT: port.default(3000),
+  CADENZA_API_BODY_LIMIT: z.coerce.number().int().min(1024).default(1_048_576),
+  CADENZA_API_RATE_LIMIT: z.coerce.number().int().min(1).default(6000),
+
+  /** Bearer tokens: an OIDC issuer's JWKS; unset means the project's development issuer. */
+  CADENZA_AUTH_JWKS_URL: url.optional(),
+  CADENZA_AUTH_ISSUER: z.string().min(1).default('cadenza-dev-issuer'),
+  CADENZA_AUTH_AUDIENCE: z.string().min(1).default('cadenza-api'),
+  CADENZA_DEV_ISSUER_DIR: z.string().min(1).default(path.resolve(__dirname, '..', '.stack', 'dev-issuer')),
+
+  CADENZA_WORKER_HEALTH_PORT: port.default(3001),
+  CADENZA_WORKER_METRICS_PORT: port.default(9464),
+  CADENZA_WORKER_TASK_QUEUES: z
+    .string()
+    .default(TASK_QUEUES.join(','))
+    .transform((s) => s.split(',').map((q) => q.trim()))
+    .pipe(z.array(z.enum(TASK_QUEUES)).min(1)),
+  CADENZA_WORKER_MAX_ACTIVITIES: z.coerce.number().int().min(1).max(10_000).default(100),
+  CADENZA_WORKER_SHUTDOWN_GRACE: z.string().regex(/^\d+(ms|s|m)$/, 'a duration such as 30s').default('30s'),
+} as const;
+
+type Variables = typeof variables;
+type Env = { [K in keyof Variables]: z.output<Variables[K]> };
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function splitHostPort(value: string): { host: string; port: number } {
+  const at = value.lastIndexOf(':');
+  return { host: value.slice(0, at), port: Number(value.slice(at + 1)) };
+}
+
+function build(env: Env) {
+  const clickhouse = new URL(env.CADENZA_CLICKHOUSE_URL);
+  const opensearch = new URL(env.CADENZA_OPENSEARCH_URL);
+  const temporal = splitHostPort(env.CADENZA_TEMPORAL_ADDRESS);
+  const minio = splitHostPort(env.CADENZA_MINIO_ENDPOINT);
+  const kafka = splitHostPort(env.CADENZA_KAFKA_BROKERS[0] as string);
+  return {
+    env: env.CADENZA_ENV,
+    logLevel: env.CADENZA_LOG_LEVEL,
+    postgres: {
+      host: env.CADENZA_PG_HOST,
+      port: env.CADENZA_PG_PORT,
+      user: env.CADENZA_PG_USER,
+      password: env.CADENZA_PG_PASSWORD,
+      database: env.CADENZA_PG_DATABASE,
+    },
+    temporal: {
+      address: env.CADENZA_TEMPORAL_ADDRESS,
+      host: temporal.host,
+      port: temporal.port,
+      namespace: env.CADENZA_TEMPORAL_NAMESPACE,
+      uiPort: env.CADENZA_TEMPORAL_UI_PORT,
+      uiUrl: `http://${temporal.host}:${env.CADENZA_TEMPORAL_UI_PORT}`,
+    },
+    kafka: {
+      brokers: env.CADENZA_KAFKA_BROKERS,
+      host: kafka.host,
+      port: kafka.port,
+      controllerPort: env.CADENZA_KAFKA_CONTROLLER_PORT,
+    },
+    clickhouse: {
+      url: env.CADENZA_CLICKHOUSE_URL,
+      host: clickhouse.hostname,
+      httpPort: Number(clickhouse.port || 80),
+      tcpPort: env.CADENZA_CLICKHOUSE_TCP_PORT,
+      user: env.CADENZA_CLICKHOUSE_USER,
+      password: env.CADENZA_CLICKHOUSE_PASSWORD,
+      database: env.CADENZA_CLICKHOUSE_DATABASE,
+    },
+    opensearch: {
+      url: env.CADENZA_OPENSEARCH_URL,
+      host: opensearch.hostname,
+      port: Number(opensearch.port || 80),
+    },
+    minio: {
+      endPoint: minio.host,
+      port: minio.port,
+      consolePort: env.CADENZA_MINIO_CONSOLE_PORT,
+      accessKey: env.CADENZA_MINIO_ACCESS_KEY,
+      secretKey: env.CADENZA_MINIO_SECRET_KEY,
+      useSSL: env.CADENZA_MINIO_USE_SSL,
+    },
+    api: {
+      host: env.CADENZA_API_HOST,
+      port: env.CADENZA_API_PORT,
+      bodyLimit: env.CADENZA_API_BODY_LIMIT,
+      rateLimitPerMinute: env.CADENZA_API_RATE_LIMIT,
+    },
+    auth: {
+      jwksUrl: env.CADENZA_AUTH_JWKS_URL,
+      issuer: env.CADENZA_AUTH_ISSUER,
+      audience: env.CADENZA_AUTH_AUDIENCE,
+      devIssuerDir: env.CADENZA_DEV_ISSUER_DIR,
+    },
+    worker: {
+      healthPort: env.CADENZA_WORKER_HEALTH_PORT,
+      metricsPort: env.CADENZA_WORKER_METRICS_PORT,
+      taskQueues: env.CADENZA_WORKER_TASK_QUEUES,
+      maxConcurrentActivities: env.CADENZA_WORKER_MAX_ACTIVITIES,
+      shutdownGrace: env.CADENZA_WORKER_SHUTDOWN_GRACE as `${number}${'ms' | 's' | 'm'}`,
+    },
+  };
+}
+
+export type Config = ReturnType<typeof build>;
+
+/** The names the config reads, for docs and for the compose-file consistency test. */
+export const configVariables = Object.keys(variables) as (keyof Variables)[];
+
+/** Parses the given environment; throws ConfigError naming every bad variable. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const env: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(variables)) {
+    const raw = source[name];
+    const parsed = (schema as z.ZodTypeAny).safeParse(raw === '' && name !== 'CADENZA_CLICKHOUSE_PASSWORD' ? undefined : raw);
+    if (parsed.success) env[name] = parsed.data;
+    else problems.push(`${name}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return build(env as Env);
+}
+
+let cached: Config | undefined;
+/** The process-wide config, loaded once. */
+export function config(): Config {
+  cached ??= loadConfig();
+  return cached;
+}

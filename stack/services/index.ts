@@ -1,0 +1,14 @@
+import { clickhouse } from './clickhouse';
+import { ffmpeg } from './ffmpeg';
+import { kafka } from './kafka';
+import { minio } from './minio';
+import { opensearch } from './opensearch';
+import { postgres } from './postgres';
+import { temporal } from './temporal';
+import { temporalTestServer } from './temporal-test-server';
+import type { ServiceDef } from './types';
+
+/** The native stack of DESIGN §3, in start order. */
+export const services: ServiceDef[] = [postgres, clickhouse, minio, temporal, kafka, opensearch, temporalTestServer, ffmpeg];
+
+export type { ServiceDef } from './types';

@@ -1,0 +1,91 @@
+import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { exists, run, type StackContext } from '../context';
+import { tcpProbe } from '../probes';
+import type { ServiceDef } from './types';
+
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+const isRoot = () => process.getuid?.() === 0;
+
+function dirs(ctx: StackContext) {
+  return { data: path.join(ctx.data, 'postgres'), socket: path.join(ctx.state, 'run', 'postgres') };
+}
+
+/** PostgreSQL refuses to run as root: as root, run it as the Debian package's `postgres` user. */
+async function asPostgres(cmd: string, args: string[], input?: string): Promise<string> {
+  if (!isRoot()) return run('postgres', cmd, args, { input });
+  return run('postgres', 'runuser', ['-u', 'postgres', '--', cmd, ...args], { input });
+}
+
+async function chownToPostgres(dir: string): Promise<void> {
+  if (!isRoot()) return;
+  const uid = Number((await run('postgres', 'id', ['-u', 'postgres'])).trim());
+  const gid = Number((await run('postgres', 'id', ['-g', 'postgres'])).trim());
+  chownSync(dir, uid, gid);
+}
+
+function psql(ctx: StackContext, database: string, sqlText: string): Promise<string> {
+  const { socket } = dirs(ctx);
+  const port = String(ctx.config.postgres.port);
+  return asPostgres(`${PG_BIN}/psql`, ['-v', 'ON_ERROR_STOP=1', '-qAt', '-h', socket, '-p', port, '-U', 'postgres', '-d', database], sqlText);
+}
+
+const quoteLiteral = (s: string) => `'${s.replace(/'/g, "''")}'`;
+const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`;
+
+export const postgres: ServiceDef = {
+  name: 'postgres',
+  apt: ['postgresql-15', 'postgresql-15-partman', 'postgresql-client-15'],
+  ports: (ctx) => [ctx.config.postgres.port],
+  async prepare(ctx) {
+    const { data, socket } = dirs(ctx);
+    mkdirSync(socket, { recursive: true });
+    await chownToPostgres(socket);
+    if (exists(path.join(data, 'PG_VERSION'))) return;
+    mkdirSync(data, { recursive: true });
+    await chownToPostgres(data);
+    await asPostgres(`${PG_BIN}/initdb`, ['-D', data, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '--encoding=UTF8', '--locale=C.UTF-8']);
+    writeFileSync(
+      path.join(data, 'postgresql.auto.conf'),
+      ['shared_buffers = 256MB', 'max_connections = 200', "timezone = 'UTC'", 'log_min_messages = warning', ''].join('\n'),
+    );
+    await chownToPostgres(path.join(data, 'postgresql.auto.conf'));
+  },
+  program(ctx) {
+    const { data, socket } = dirs(ctx);
+    const { host, port } = ctx.config.postgres;
+    return {
+      command: `${PG_BIN}/postgres -D ${data} -p ${port} -k ${socket} -c listen_addresses=${host}`,
+      user: isRoot() ? 'postgres' : undefined,
+      stopSignal: 'INT',
+    };
+  },
+  async ready(ctx) {
+    await tcpProbe(ctx.config.postgres.host, ctx.config.postgres.port);
+    await psql(ctx, 'postgres', 'SELECT 1');
+  },
+  /** The application role and database, and the extensions only a superuser may create. */
+  async afterReady(ctx) {
+    const { user, password, database } = ctx.config.postgres;
+    await psql(
+      ctx,
+      'postgres',
+      `DO $$ BEGIN
+         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${quoteLiteral(user)}) THEN
+           CREATE ROLE ${quoteIdent(user)} LOGIN PASSWORD ${quoteLiteral(password)};
+         END IF;
+       END $$;`,
+    );
+    const hasDb = await psql(ctx, 'postgres', `SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(database)}`);
+    if (hasDb.trim() !== '1') await psql(ctx, 'postgres', `CREATE DATABASE ${quoteIdent(database)} OWNER ${quoteIdent(user)}`);
+    await psql(
+      ctx,
+      database,
+      `CREATE SCHEMA IF NOT EXISTS partman AUTHORIZATION ${quoteIdent(user)};
+       CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA partman;
+       GRANT ALL ON ALL TABLES IN SCHEMA partman TO ${quoteIdent(user)};
+       GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA partman TO ${quoteIdent(user)};
+       GRANT EXECUTE ON ALL PROCEDURES IN SCHEMA partman TO ${quoteIdent(user)};`,
+    );
+  },
+};

@@ -1,0 +1,52 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { run, type StackContext } from '../context';
+import { goInstall } from '../provision';
+import { httpProbe } from '../probes';
+import type { ServiceDef } from './types';
+
+/** Later tags of the CLI carry a `replace` directive and cannot be go-installed (DESIGN §3). */
+export const TEMPORAL_CLI = { module: 'github.com/temporalio/cli/cmd/temporal', version: 'v1.5.1' };
+
+/** Search attributes that make Cadenza's runs findable in the Web UI (DESIGN §2). */
+export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'Int' | 'Datetime' | 'Text' | 'Bool' | 'Double'> = {
+  CadenzaUserId: 'Keyword',
+  CadenzaMonth: 'Keyword',
+  CadenzaTrackId: 'Keyword',
+  CadenzaSubscriptionId: 'Keyword',
+  CadenzaRequestId: 'Keyword',
+};
+
+const cli = (ctx: StackContext) => path.join(ctx.cacheBin, 'temporal');
+
+export const temporal: ServiceDef = {
+  name: 'temporal',
+  async provision(ctx) {
+    await goInstall(ctx, 'temporal', TEMPORAL_CLI.module, TEMPORAL_CLI.version, 'temporal');
+  },
+  ports: (ctx) => [ctx.config.temporal.port, ctx.config.temporal.uiPort],
+  async prepare(ctx) {
+    mkdirSync(path.join(ctx.data, 'temporal'), { recursive: true });
+  },
+  program(ctx) {
+    const t = ctx.config.temporal;
+    const attrs = Object.entries(SEARCH_ATTRIBUTES).map(([k, v]) => `--search-attribute ${k}=${v}`);
+    return {
+      command: [
+        cli(ctx),
+        'server start-dev',
+        `--ip ${t.host} --port ${t.port} --ui-port ${t.uiPort} --http-port ${t.port + 10} --metrics-port ${t.port + 2}`,
+        `--db-filename ${path.join(ctx.data, 'temporal', 'temporal.db')}`,
+        `--namespace ${t.namespace}`,
+        ...attrs,
+        '--log-level warn',
+      ].join(' '),
+    };
+  },
+  async ready(ctx) {
+    await run('temporal', cli(ctx), ['operator', 'cluster', 'health', '--address', ctx.config.temporal.address]);
+    await httpProbe(ctx.config.temporal.uiUrl);
+  },
+  readyTimeoutMs: 60_000,
+  url: (ctx) => ctx.config.temporal.uiUrl,
+};

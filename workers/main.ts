@@ -1,0 +1,66 @@
+import http from 'node:http';
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { config } from '../lib/config';
+import { childLogger } from '../lib/logger';
+import { temporalLogger } from './temporal-logger';
+
+/**
+ * The Temporal worker process: one Worker per configured task queue in one process by default
+ * (CADENZA_WORKER_TASK_QUEUES=billing runs a process for one queue). On SIGTERM/SIGINT each worker
+ * stops polling, lets in-flight activities finish within the grace time, and exits; anything
+ * unfinished is retried by Temporal on another worker, so nothing is lost.
+ */
+
+const log = childLogger('worker');
+const cfg = config();
+const bundlePath = path.join(__dirname, '..', 'dist', 'workflow-bundle.js');
+
+async function main(): Promise<void> {
+  Runtime.install({
+    logger: temporalLogger(log),
+    telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${cfg.worker.metricsPort}` } } },
+    shutdownSignals: ['SIGINT', 'SIGTERM'],
+  });
+  const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+  // Production start-up uses the pre-built bundle (npm run build:workflows); development bundles on start.
+  const workflowSource: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = existsSync(bundlePath)
+    ? { workflowBundle: { codePath: bundlePath } }
+    : { workflowsPath: require.resolve('../workflows') };
+  const activities = createActivities();
+  const workers = await Promise.all(
+    cfg.worker.taskQueues.map((taskQueue) =>
+      Worker.create({
+        connection,
+        namespace: cfg.temporal.namespace,
+        taskQueue,
+        ...workflowSource,
+        activities,
+        maxConcurrentActivityTaskExecutions: cfg.worker.maxConcurrentActivities,
+        shutdownGraceTime: cfg.worker.shutdownGrace,
+      }),
+    ),
+  );
+  const health = http.createServer((req, res) => {
+    const running = workers.every((w) => w.getState() === 'RUNNING');
+    const status = req.url === '/healthz' ? (running ? 200 : 503) : 404;
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ status: running ? 'ok' : 'starting', queues: cfg.worker.taskQueues }));
+  });
+  health.listen(cfg.worker.healthPort, '127.0.0.1');
+  log.info({ queues: cfg.worker.taskQueues, metrics: cfg.worker.metricsPort }, 'worker polling');
+  try {
+    await Promise.all(workers.map((w) => w.run()));
+  } finally {
+    health.close();
+    await connection.close();
+    log.info('worker stopped');
+  }
+}
+
+main().catch((err: unknown) => {
+  log.fatal({ err }, 'worker failed');
+  process.exit(1);
+});

@@ -1,0 +1,2 @@
+// Every workflow type Cadenza registers; the worker bundles this file.
+export { ping } from './ops/ping';
