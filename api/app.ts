@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../lib/config';
@@ -16,6 +18,19 @@ import { healthRoutes } from './routes/health';
 import { pingRoutes } from './routes/ping';
 import { workflowRoutes } from './routes/workflows';
 import { Problem } from './schemas';
+
+export interface RouteSummary {
+  method: string;
+  url: string;
+  readonly public: boolean;
+  readonly scopes: string[];
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    routeTable: RouteSummary[];
+  }
+}
 
 export interface ApiDeps {
   config: Config;
@@ -37,8 +52,33 @@ export async function buildApp(deps: ApiDeps) {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     },
-    ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // Bodies are JSON and must carry the right types; query strings and params are text and are coerced.
+  const ajvOptions = { allErrors: true, useDefaults: true, removeAdditional: false, strict: false } as const;
+  const strict = addFormats(new Ajv({ ...ajvOptions, coerceTypes: false }));
+  const coercing = addFormats(new Ajv({ ...ajvOptions, coerceTypes: 'array' }));
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
+
+  // Every route as registered, for the auth test that walks them all.
+  const routeTable: RouteSummary[] = [];
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (method === 'HEAD') continue;
+      // Read config when asked: plugins' own onRoute hooks may still amend it (docs routes become public).
+      routeTable.push({
+        method,
+        url: route.url,
+        get public() {
+          return Boolean(route.config?.public);
+        },
+        get scopes() {
+          return route.config?.scopes ?? [];
+        },
+      });
+    }
+  });
+  app.decorate('routeTable', routeTable);
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

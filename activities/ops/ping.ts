@@ -1,8 +1,21 @@
 import { Context } from '@temporalio/activity';
 
-/** Answers a ping; reports which worker identity ran it. */
-export async function pong(token: string): Promise<string> {
-  const { info } = Context.current();
-  if (token.length > 200) throw new Error('token too long');
-  return `${info.taskQueue}/${info.activityType}`;
+export interface PongResult {
+  answeredBy: string;
+  attempt: number;
 }
+
+/**
+ * Answers a ping. `workMs` simulates a long activity: it heartbeats every second and honours
+ * cancellation, which is how the graceful-shutdown test proves an in-flight activity finishes.
+ */
+export async function pong(token: string, workMs = 0): Promise<PongResult> {
+  const ctx = Context.current();
+  const until = Date.now() + workMs;
+  while (Date.now() < until) {
+    ctx.heartbeat({ remainingMs: until - Date.now() });
+    await ctx.sleep(Math.min(1000, until - Date.now()));
+  }
+  return { answeredBy: `${ctx.info.taskQueue}/${token.length}`, attempt: ctx.info.attempt };
+}
+

@@ -4,6 +4,10 @@ import swaggerUi from '@fastify/swagger-ui';
 
 /** The OpenAPI document is generated from the route schemas: served at /docs/json, browsable at /docs. */
 export default fp(async (app) => {
+  // The UI plugin's own routes are documentation: public. (Added before the plugin so its routes see it.)
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/docs')) route.config = { ...(route.config ?? {}), public: true };
+  });
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -19,8 +23,4 @@ export default fp(async (app) => {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
-  // The UI plugin's own routes are documentation: public.
-  app.addHook('onRoute', (route) => {
-    if (route.url.startsWith('/docs')) route.config = { ...(route.config ?? {}), public: true };
-  });
 });

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { Client } from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
 import type { ping } from '../../workflows';
 import { idempotencyKey, startOnce } from '../lib/start';
 import { IdempotencyHeaders, Started, withProblems } from '../schemas';
@@ -20,6 +21,7 @@ export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async
           {
             token: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9._:-]+$' }),
             delay: Type.Optional(Type.String({ pattern: '^\\d{1,6} ?(ms|s|seconds|m|minutes|h|hours|d|days)$' })),
+            workMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
           },
           { additionalProperties: false },
         ),
@@ -31,7 +33,7 @@ export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async
       const started = await startOnce<typeof ping>(temporal, 'ping', {
         workflowId: `ping-${key}`,
         taskQueue: 'maintenance',
-        args: [{ token: request.body.token, ...(request.body.delay ? { delay: request.body.delay as never } : {}) }],
+        args: [{ token: request.body.token, delay: request.body.delay as Duration | undefined, workMs: request.body.workMs }],
       });
       return reply.code(202).header('location', started.statusUrl).send(started);
     },

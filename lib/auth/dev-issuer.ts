@@ -31,12 +31,19 @@ async function loadOrCreate(dir: string): Promise<KeyFiles> {
   return keys;
 }
 
-let cached: Promise<KeyFiles> | undefined;
-const keys = (dir: string) => (cached ??= loadOrCreate(dir).catch((err: NodeJS.ErrnoException) => {
-  // Two processes creating the key at once: the second reads what the first wrote.
-  if (err.code === 'EEXIST') return loadOrCreate(dir);
-  throw err;
-}));
+const cache = new Map<string, Promise<KeyFiles>>();
+function keys(dir: string): Promise<KeyFiles> {
+  let k = cache.get(dir);
+  if (!k) {
+    k = loadOrCreate(dir).catch((err: NodeJS.ErrnoException) => {
+      // Two processes creating the key at once: the second reads what the first wrote.
+      if (err.code === 'EEXIST') return loadOrCreate(dir);
+      throw err;
+    });
+    cache.set(dir, k);
+  }
+  return k;
+}
 
 export async function devJwks(auth: Config['auth']): Promise<{ keys: JWK[] }> {
   return { keys: [(await keys(auth.devIssuerDir)).publicJwk] };

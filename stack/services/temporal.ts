@@ -37,7 +37,8 @@ export const temporal: ServiceDef = {
         'server start-dev',
         `--ip ${t.host} --port ${t.port} --ui-port ${t.uiPort} --http-port ${t.port + 10} --metrics-port ${t.port + 2}`,
         `--db-filename ${path.join(ctx.data, 'temporal', 'temporal.db')}`,
-        `--namespace ${t.namespace}`,
+        // A second namespace keeps test runs apart from the demo's worker.
+        `--namespace ${t.namespace} --namespace cadenza-test`,
         ...attrs,
         '--log-level warn',
       ].join(' '),

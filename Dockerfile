@@ -1,0 +1,10 @@
+# The Cadenza processes (worker, API, migrations) for temporal/docker-compose.yml.
+FROM node:20-bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg ca-certificates && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+# Workflow code pre-bundled for a fast production worker start (workers/main.ts picks it up).
+RUN npx tsx scripts/build-workflows.ts
+ENV NODE_ENV=production

@@ -1,0 +1,10 @@
+-- First start of the compose PostgreSQL: the same role, database and superuser-only extensions
+-- that the native stack creates (stack/services/postgres.ts).
+CREATE ROLE cadenza LOGIN PASSWORD 'cadenza';
+CREATE DATABASE cadenza OWNER cadenza;
+\connect cadenza
+CREATE SCHEMA IF NOT EXISTS partman AUTHORIZATION cadenza;
+CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA partman;
+GRANT ALL ON ALL TABLES IN SCHEMA partman TO cadenza;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA partman TO cadenza;
+GRANT EXECUTE ON ALL PROCEDURES IN SCHEMA partman TO cadenza;

@@ -1,0 +1,32 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { loadConfig, type Config } from '../../lib/config';
+import { stackContext, testServerLauncher } from '../../stack/context';
+
+/** Tests use their own Temporal namespace, apart from the demo worker started by npm run up. */
+export function testConfig(): Config {
+  return loadConfig({ ...process.env, CADENZA_TEMPORAL_NAMESPACE: 'cadenza-test' });
+}
+
+/** The time-skipping test server from Maven, never a download (DESIGN §3). */
+export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
+  const launcher = testServerLauncher(stackContext());
+  if (!existsSync(launcher)) {
+    throw new Error(`no Temporal test server at ${launcher}: run npm run stack -- up temporal-test-server`);
+  }
+  return TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: launcher } } });
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** Workflow code bundled once per test file and reused by every worker in it. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger });
+  return bundle;
+}
+
+const noop = () => undefined;
+const quietLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };
+
+export const temporalCli = () => path.join(stackContext().cacheBin, 'temporal');

@@ -1,0 +1,31 @@
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { createActivities } from '../../activities';
+import { ping } from '../../workflows';
+import { temporalCli, workflowBundle } from '../helpers/env';
+
+/** createLocal with existing-path: a real dev server (the CLI from the Go proxy) running a real worker. */
+describe('Temporal dev server through TestWorkflowEnvironment.createLocal', () => {
+  let env: TestWorkflowEnvironment;
+  beforeAll(async () => {
+    env = await TestWorkflowEnvironment.createLocal({
+      server: { executable: { type: 'existing-path', path: temporalCli() }, ip: '127.0.0.1' },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await env?.teardown();
+  });
+
+  it('runs ping on a real worker with the real activity', async () => {
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: 'maintenance',
+      workflowBundle: await workflowBundle(),
+      activities: createActivities(),
+    });
+    const result = await worker.runUntil(
+      env.client.workflow.execute(ping, { taskQueue: 'maintenance', workflowId: 'ping-local', args: [{ token: 'local', delay: '1s' }] }),
+    );
+    expect(result).toEqual({ token: 'local', answeredBy: 'maintenance/5', activityAttempt: 1 });
+  }, 60_000);
+});

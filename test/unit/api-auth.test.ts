@@ -1,0 +1,98 @@
+import type { FastifyInstance } from 'fastify';
+import { loadConfig, type Config } from '../../lib/config';
+import { SCOPES, type Scope } from '../../lib/auth/scopes';
+import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
+
+/** Walks every registered route: each non-public one refuses a missing, forged, expired or under-scoped token. */
+const PUBLIC = ['/healthz', '/readyz', '/metrics', '/.well-known/jwks.json'];
+
+describe('API authentication on every route', () => {
+  let cfg: Config;
+  let app: FastifyInstance;
+  let forger: Config;
+  beforeAll(async () => {
+    cfg = withTempIssuer(loadConfig({ CADENZA_TEMPORAL_ADDRESS: '127.0.0.1:1' }));
+    forger = withTempIssuer(cfg); // same issuer and audience, a different signing key
+    app = await testApp(cfg);
+  });
+  afterAll(async () => {
+    await app.close();
+  });
+
+  const guarded = () => app.routeTable.filter((r) => !r.public);
+  const concrete = (url: string) => url.replace(/:(\w+)/g, 'x-$1');
+  const expectProblem = (res: { statusCode: number; headers: Record<string, unknown>; json: () => { type: string } }, status: number, slug: string) => {
+    expect(res.statusCode).toBe(status);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.json().type).toBe(`urn:cadenza:problem:${slug}`);
+  };
+
+  it('leaves only health, metrics, docs and the JWKS public', () => {
+    const publicUrls = app.routeTable.filter((r) => r.public).map((r) => r.url);
+    for (const url of publicUrls) expect(PUBLIC.includes(url) || url.startsWith('/docs')).toBe(true);
+    expect(guarded().length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('declares the scopes each guarded route needs', () => {
+    for (const r of guarded()) expect({ route: `${r.method} ${r.url}`, scopes: r.scopes.length > 0 }).toEqual({ route: `${r.method} ${r.url}`, scopes: true });
+  });
+
+  it('refuses a request without a token', async () => {
+    for (const r of guarded()) {
+      const res = await app.inject({ method: r.method as 'GET', url: concrete(r.url), payload: r.method === 'GET' ? undefined : {} });
+      expectProblem(res, 401, 'unauthorized');
+    }
+  });
+
+  it('refuses a token signed by another key', async () => {
+    const forged = await tokenFor(forger, 'mallory', [...SCOPES]);
+    for (const r of guarded()) {
+      const res = await app.inject({ method: r.method as 'GET', url: concrete(r.url), headers: bearer(forged) });
+      expectProblem(res, 401, 'unauthorized');
+    }
+  });
+
+  it('refuses an expired token', async () => {
+    const expired = await tokenFor(cfg, 'late', [...SCOPES], -120);
+    for (const r of guarded()) {
+      const res = await app.inject({ method: r.method as 'GET', url: concrete(r.url), headers: bearer(expired) });
+      expectProblem(res, 401, 'unauthorized');
+      expect(res.json().detail).toMatch(/expired/);
+    }
+  });
+
+  it('refuses a valid token without one of the route scopes', async () => {
+    for (const r of guarded()) {
+      const others = SCOPES.filter((s) => !r.scopes.includes(s)) as Scope[];
+      const token = await tokenFor(cfg, 'someone', others);
+      const res = await app.inject({ method: r.method as 'GET', url: concrete(r.url), headers: bearer(token) });
+      expectProblem(res, 403, 'forbidden');
+    }
+  });
+
+  it('answers 400 problem+json naming the fields that failed validation', async () => {
+    const token = await tokenFor(cfg, 'ops', ['operator']);
+    const res = await app.inject({ method: 'POST', url: '/v1/ping', headers: bearer(token), payload: { token: 5, extra: true } });
+    expectProblem(res, 400, 'validation');
+    const fields = (res.json() as { errors: { field: string }[] }).errors.map((e) => e.field);
+    expect(fields).toEqual(expect.arrayContaining(['body.token', 'body.extra']));
+  });
+
+  it('answers unknown routes with 404 problem+json', async () => {
+    const res = await app.inject({ method: 'GET', url: '/v1/nothing-here' });
+    expectProblem(res, 404, 'not-found');
+  });
+
+  it('publishes an OpenAPI document generated from the route schemas', async () => {
+    const res = await app.inject({ method: 'GET', url: '/docs/json' });
+    expect(res.statusCode).toBe(200);
+    const doc = res.json() as { paths: Record<string, unknown> };
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/ping', '/v1/workflows/{id}', '/v1/workflows']));
+  });
+
+  it('answers /healthz without a token and carries a request ID', async () => {
+    const res = await app.inject({ method: 'GET', url: '/healthz', headers: { 'x-request-id': 'req-123' } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-request-id']).toBe('req-123');
+  });
+});

@@ -1,0 +1,63 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { configVariables, loadConfig } from '../../lib/config';
+
+/** The compose file cannot run here (no Docker engine): it is checked statically against the config. */
+interface Service {
+  image?: string;
+  build?: unknown;
+  environment?: Record<string, string>;
+  ports?: string[];
+}
+const compose = parse(readFileSync(path.join(__dirname, '../../temporal/docker-compose.yml'), 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+};
+const defaults = loadConfig({});
+const hostPorts = (s: Service | undefined) => (s?.ports ?? []).map((p) => Number(p.split(':')[0]));
+
+describe('temporal/docker-compose.yml', () => {
+  it('names every service of the stack and the Cadenza processes', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(
+      [
+        'postgres', 'temporal-db', 'temporal', 'temporal-setup', 'temporal-ui', 'kafka', 'clickhouse', 'opensearch', 'minio',
+        'cadenza-migrate', 'cadenza-worker', 'cadenza-api',
+      ].sort(),
+    );
+    for (const [name, s] of Object.entries(compose.services)) expect([name, Boolean(s.image || s.build)]).toEqual([name, true]);
+  });
+
+  it('runs PostgreSQL 16, OpenSearch 2.19 and Kafka 4 in KRaft mode', () => {
+    expect(readFileSync(path.join(__dirname, '../../temporal/postgres/Dockerfile'), 'utf8')).toMatch(/FROM postgres:16[\s\S]*partman/);
+    expect(compose.services.opensearch?.image).toMatch(/opensearch:2\.19/);
+    expect(compose.services.opensearch?.environment?.DISABLE_SECURITY_PLUGIN).toBe('true');
+    expect(compose.services.kafka?.image).toMatch(/kafka:4\./);
+    expect(compose.services.kafka?.environment?.KAFKA_PROCESS_ROLES).toBe('broker,controller');
+  });
+
+  it('gives the Cadenza processes only variables the config knows, and a config that loads', () => {
+    for (const name of ['cadenza-migrate', 'cadenza-worker', 'cadenza-api']) {
+      const env = compose.services[name]?.environment ?? {};
+      const unknown = Object.keys(env).filter((k) => !(configVariables as string[]).includes(k));
+      expect({ name, unknown }).toEqual({ name, unknown: [] });
+      const cfg = loadConfig(env);
+      expect(cfg.postgres.host).toBe('postgres');
+      expect(cfg.temporal.address).toBe('temporal:7233');
+      expect(Object.keys(compose.services)).toEqual(expect.arrayContaining([cfg.clickhouse.host, cfg.opensearch.host, cfg.minio.endPoint]));
+    }
+  });
+
+  it('publishes each service on the same host port as the native stack', () => {
+    const s = compose.services;
+    expect(hostPorts(s.postgres)).toContain(defaults.postgres.port);
+    expect(hostPorts(s.temporal)).toContain(defaults.temporal.port);
+    expect(hostPorts(s['temporal-ui'])).toContain(defaults.temporal.uiPort);
+    expect(hostPorts(s.kafka)).toContain(defaults.kafka.port);
+    expect(hostPorts(s.clickhouse)).toEqual(expect.arrayContaining([defaults.clickhouse.httpPort, defaults.clickhouse.tcpPort]));
+    expect(hostPorts(s.opensearch)).toContain(defaults.opensearch.port);
+    expect(hostPorts(s.minio)).toEqual(expect.arrayContaining([defaults.minio.port, defaults.minio.consolePort]));
+    expect(hostPorts(s['cadenza-api'])).toContain(defaults.api.port);
+    expect(s.minio?.environment?.MINIO_ROOT_USER).toBe(defaults.minio.accessKey);
+    expect(s.minio?.environment?.MINIO_ROOT_PASSWORD).toBe(defaults.minio.secretKey);
+  });
+});

@@ -1,0 +1,46 @@
+import { ConfigError, loadConfig } from '../../lib/config';
+
+describe('config', () => {
+  it('defaults to the native stack on loopback, ClickHouse and MinIO on different ports', () => {
+    const cfg = loadConfig({});
+    expect(cfg.postgres.port).toBe(55432);
+    expect(cfg.temporal.address).toBe('127.0.0.1:7233');
+    expect(cfg.temporal.uiUrl).toBe('http://127.0.0.1:8233');
+    expect(cfg.minio.port).toBe(9000);
+    expect(cfg.clickhouse.tcpPort).not.toBe(cfg.minio.port);
+    expect(cfg.kafka.brokers).toEqual(['127.0.0.1:9092']);
+    expect(cfg.worker.taskQueues).toEqual(['catalog', 'billing', 'royalties', 'compliance', 'maintenance']);
+  });
+
+  it('reads every value from the environment, typed', () => {
+    const cfg = loadConfig({
+      CADENZA_PG_PORT: '6543',
+      CADENZA_KAFKA_BROKERS: 'a:1, b:2',
+      CADENZA_MINIO_USE_SSL: 'true',
+      CADENZA_WORKER_TASK_QUEUES: 'billing',
+    });
+    expect(cfg.postgres.port).toBe(6543);
+    expect(cfg.kafka.brokers).toEqual(['a:1', 'b:2']);
+    expect(cfg.minio.useSSL).toBe(true);
+    expect(cfg.worker.taskQueues).toEqual(['billing']);
+  });
+
+  it('names every bad variable in one error', () => {
+    let error: unknown;
+    try {
+      loadConfig({ CADENZA_PG_PORT: 'not-a-port', CADENZA_CLICKHOUSE_URL: 'nope', CADENZA_WORKER_TASK_QUEUES: 'billing,shipping' });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toContain('CADENZA_PG_PORT="not-a-port"');
+    expect(message).toContain('CADENZA_CLICKHOUSE_URL="nope"');
+    expect(message).toContain('CADENZA_WORKER_TASK_QUEUES');
+    expect((error as ConfigError).problems).toHaveLength(3);
+  });
+
+  it('rejects a port out of range', () => {
+    expect(() => loadConfig({ CADENZA_API_PORT: '70000' })).toThrow(/CADENZA_API_PORT/);
+  });
+});
