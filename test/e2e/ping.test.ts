@@ -1,0 +1,100 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../../activities';
+import type { Config } from '../../lib/config';
+import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
+import { testConfig, workflowBundle } from '../helpers/env';
+
+/** API → Temporal dev server → worker → activity → API reports the result. */
+describe('ping end to end', () => {
+  let cfg: Config;
+  let app: FastifyInstance;
+  let connection: Connection;
+  let worker: Worker;
+  let running: Promise<void>;
+  let token: string;
+
+  beforeAll(async () => {
+    cfg = withTempIssuer(testConfig());
+    connection = await Connection.connect({ address: cfg.temporal.address });
+    app = await testApp(cfg, { temporal: new Client({ connection, namespace: cfg.temporal.namespace }) });
+    worker = await Worker.create({
+      connection: await NativeConnection.connect({ address: cfg.temporal.address }),
+      namespace: cfg.temporal.namespace,
+      taskQueue: 'maintenance',
+      workflowBundle: await workflowBundle(),
+      activities: createActivities(),
+    });
+    running = worker.run();
+    token = await tokenFor(cfg, 'ops-1', ['operator']);
+  }, 60_000);
+
+  afterAll(async () => {
+    worker?.shutdown();
+    await running;
+    await app?.close();
+    await connection?.close();
+  });
+
+  async function waitForStatus(id: string, status: string) {
+    for (let i = 0; i < 100; i++) {
+      const res = await app.inject({ method: 'GET', url: `/v1/workflows/${id}`, headers: bearer(token) });
+      if (res.json().status === status) return res.json();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`${id} never reached ${status}`);
+  }
+
+  it('starts ping with 202, runs it on the worker, and reports its result', async () => {
+    const key = `e2e-${randomUUID()}`;
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/ping',
+      headers: { ...bearer(token), 'idempotency-key': key },
+      payload: { token: 'hello' },
+    });
+    expect(res.statusCode).toBe(202);
+    const started = res.json();
+    expect(started).toMatchObject({ workflowId: `ping-${key}`, existing: false, statusUrl: `/v1/workflows/ping-${key}` });
+    expect(res.headers.location).toBe(started.statusUrl);
+
+    const done = await waitForStatus(started.workflowId, 'COMPLETED');
+    expect(done).toMatchObject({ type: 'ping', taskQueue: 'maintenance', runId: started.runId });
+    expect(done.result).toEqual({ token: 'hello', answeredBy: 'maintenance/5', activityAttempt: 1 });
+
+    const list = await app.inject({ method: 'GET', url: '/v1/workflows?type=ping&status=Completed&pageSize=200', headers: bearer(token) });
+    expect(list.statusCode).toBe(200);
+    expect(list.json().workflows.map((w: { workflowId: string }) => w.workflowId)).toContain(started.workflowId);
+  }, 60_000);
+
+  it('answers a repeated Idempotency-Key with the existing run instead of starting another', async () => {
+    const key = `e2e-${randomUUID()}`;
+    const send = () =>
+      app.inject({ method: 'POST', url: '/v1/ping', headers: { ...bearer(token), 'idempotency-key': key }, payload: { token: 'once' } });
+    const first = (await send()).json();
+    const second = await send();
+    expect(second.statusCode).toBe(202);
+    expect(second.json()).toMatchObject({ workflowId: first.workflowId, runId: first.runId, existing: true });
+    await waitForStatus(first.workflowId, 'COMPLETED');
+    const third = (await send()).json();
+    expect(third).toMatchObject({ runId: first.runId, existing: true });
+  }, 60_000);
+
+  it('cancels a running workflow on request and reports it canceled', async () => {
+    const key = `e2e-${randomUUID()}`;
+    const started = (
+      await app.inject({ method: 'POST', url: '/v1/ping', headers: { ...bearer(token), 'idempotency-key': key }, payload: { token: 'slow', delay: '1 hours' } })
+    ).json();
+    const cancel = await app.inject({ method: 'POST', url: `/v1/workflows/${started.workflowId}/cancel`, headers: bearer(token) });
+    expect(cancel.statusCode).toBe(202);
+    await waitForStatus(started.workflowId, 'CANCELLED');
+  }, 60_000);
+
+  it('answers 404 problem+json for an unknown workflow', async () => {
+    const res = await app.inject({ method: 'GET', url: `/v1/workflows/nope-${randomUUID()}`, headers: bearer(token) });
+    expect(res.statusCode).toBe(404);
+    expect(res.json().type).toBe('urn:cadenza:problem:not-found');
+  });
+});
