@@ -60,6 +60,12 @@ const variables = {
   CADENZA_AUTH_AUDIENCE: z.string().min(1).default('cadenza-api'),
   CADENZA_DEV_ISSUER_DIR: z.string().min(1).default(path.resolve(__dirname, '..', '.stack', 'dev-issuer')),
 
+  CADENZA_SINK_GROUP_ID: z.string().min(1).default('cadenza-play-tick-sink'),
+  CADENZA_SINK_MIN_BATCH_BYTES: z.coerce.number().int().min(1).default(1_048_576),
+  CADENZA_SINK_MAX_WAIT_MS: z.coerce.number().int().min(1).default(500),
+  CADENZA_SINK_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(64).default(3),
+  CADENZA_SINK_HEALTH_PORT: port.default(3002),
+
   CADENZA_WORKER_HEALTH_PORT: port.default(3001),
   CADENZA_WORKER_METRICS_PORT: port.default(9464),
   CADENZA_WORKER_TASK_QUEUES: z
@@ -149,6 +155,13 @@ function build(env: Env) {
       issuer: env.CADENZA_AUTH_ISSUER,
       audience: env.CADENZA_AUTH_AUDIENCE,
       devIssuerDir: env.CADENZA_DEV_ISSUER_DIR,
+    },
+    sink: {
+      groupId: env.CADENZA_SINK_GROUP_ID,
+      minBatchBytes: env.CADENZA_SINK_MIN_BATCH_BYTES,
+      maxWaitMs: env.CADENZA_SINK_MAX_WAIT_MS,
+      partitionsConcurrently: env.CADENZA_SINK_PARTITIONS_CONCURRENTLY,
+      healthPort: env.CADENZA_SINK_HEALTH_PORT,
     },
     worker: {
       healthPort: env.CADENZA_WORKER_HEALTH_PORT,

@@ -1,12 +1,29 @@
+import { createKafka } from '../lib/clients/kafka';
+import { createMinio } from '../lib/clients/minio';
+import { createOpenSearch } from '../lib/clients/opensearch';
 import { config } from '../lib/config';
+import { migrateClickHouse } from '../lib/migrate/clickhouse';
+import { migrateKafka } from '../lib/migrate/kafka';
+import { migrateMinio } from '../lib/migrate/minio';
+import { migrateOpenSearch } from '../lib/migrate/opensearch';
 import { migratePostgres } from '../lib/migrate/postgres';
 
 /** npm run migrate: brings every store to the current schema from empty; a no-op when run again. */
 async function main(): Promise<void> {
   const cfg = config();
-  const say = (line: string) => process.stdout.write(`${line}\n`);
-  const pg = await migratePostgres(cfg.postgres);
-  say(`postgres: ${pg.length ? `applied ${pg.join(', ')}` : 'up to date'}`);
+  const report = (store: string, applied: string[]) =>
+    process.stdout.write(`${store.padEnd(11)} ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}\n`);
+
+  report('postgres', await migratePostgres(cfg.postgres));
+  report('clickhouse', await migrateClickHouse(cfg.clickhouse));
+  const opensearch = createOpenSearch(cfg.opensearch);
+  try {
+    report('opensearch', await migrateOpenSearch(opensearch));
+  } finally {
+    await opensearch.close();
+  }
+  report('minio', await migrateMinio(createMinio(cfg.minio)));
+  report('kafka', await migrateKafka(createKafka(cfg.kafka, 'cadenza-migrate')));
 }
 
 main().catch((err: Error) => {

@@ -17,8 +17,7 @@ CREATE TABLE playlist_tracks (
   track_id    uuid NOT NULL REFERENCES tracks,
   added_by    uuid REFERENCES users,
   added_at    timestamptz NOT NULL DEFAULT now(),
-  -- Deferrable, so a reorder can shift positions inside one transaction.
-  CONSTRAINT playlist_tracks_pkey PRIMARY KEY (playlist_id, position) DEFERRABLE INITIALLY IMMEDIATE
+  PRIMARY KEY (playlist_id, position)
 );
 CREATE INDEX playlist_tracks_track ON playlist_tracks (track_id);
 

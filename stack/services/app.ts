@@ -23,6 +23,11 @@ export function appPrograms(ctx: StackContext): Record<string, AppProgram> {
       // The worker answers /healthz once it polls every task queue (see workers/main.ts).
       ready: () => httpProbe(`http://127.0.0.1:${ctx.config.worker.healthPort}/healthz`),
     },
+    'cadenza-sink': {
+      command: `${tsx} ${path.join(ctx.root, 'workers', 'play-tick-sink.ts')}`,
+      stopWaitSecs: 60,
+      ready: () => httpProbe(`http://127.0.0.1:${ctx.config.sink.healthPort}/healthz`),
+    },
     'cadenza-api': {
       command: `${tsx} ${path.join(ctx.root, 'api', 'main.ts')}`,
       stopWaitSecs: 30,

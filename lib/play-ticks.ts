@@ -1,0 +1,62 @@
+/**
+ * A play-tick (DESIGN §5): sent every 5 s while a track plays. One validator, used by the API before
+ * producing to Kafka and by the sink before inserting into ClickHouse, so both refuse the same things.
+ */
+export interface PlayTick {
+  event_id: string;
+  play_id: string;
+  user_id: string;
+  track_id: string;
+  country: string;
+  device_id: string;
+  position_ms: number;
+  /** ISO-8601 instant, UTC. */
+  event_time: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const COUNTRY = /^[A-Z]{2}$/;
+const DEVICE = /^[\x21-\x7e]{1,128}$/;
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
+/** How far in the future a client clock may run before its ticks are refused. */
+export const FUTURE_SKEW_MS = 120_000;
+/** Ticks older than this are refused (they cannot belong to an open settlement month). */
+export const MAX_AGE_MS = 40 * 86_400_000;
+
+/**
+ * Returns why the value is not a valid tick, or null when it is. `nowMs` null skips the clock checks
+ * (the sink accepts late re-deliveries of ticks the API already admitted).
+ */
+export function tickProblem(value: unknown, nowMs: number | null = Date.now()): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'a tick must be a JSON object';
+  const t = value as Record<string, unknown>;
+  for (const field of ['event_id', 'play_id', 'user_id', 'track_id'] as const) {
+    if (typeof t[field] !== 'string' || !UUID.test(t[field] as string)) return `${field} must be a UUID`;
+  }
+  if (typeof t.country !== 'string' || !COUNTRY.test(t.country)) return 'country must be an ISO 3166-1 alpha-2 code in capitals';
+  if (typeof t.device_id !== 'string' || !DEVICE.test(t.device_id)) return 'device_id must be 1–128 printable ASCII characters';
+  if (typeof t.position_ms !== 'number' || !Number.isInteger(t.position_ms) || t.position_ms < 0 || t.position_ms > 86_400_000) {
+    return 'position_ms must be a non-negative integer (at most one day)';
+  }
+  if (typeof t.event_time !== 'string' || !ISO_INSTANT.test(t.event_time)) return 'event_time must be an ISO-8601 UTC instant such as 2025-05-01T12:00:00Z';
+  const at = Date.parse(t.event_time);
+  if (Number.isNaN(at)) return 'event_time is not a real date';
+  if (nowMs !== null && at > nowMs + FUTURE_SKEW_MS) return 'event_time is in the future';
+  if (nowMs !== null && at < nowMs - MAX_AGE_MS) return 'event_time is too old';
+  const extra = Object.keys(t).find((k) => !FIELDS.has(k));
+  if (extra) return `unknown field ${extra}`;
+  return null;
+}
+
+const FIELDS = new Set(['event_id', 'play_id', 'user_id', 'track_id', 'country', 'device_id', 'position_ms', 'event_time']);
+
+/** Lower-cases the UUIDs so one event has one spelling everywhere. */
+export function normaliseTick(t: PlayTick): PlayTick {
+  return {
+    ...t,
+    event_id: t.event_id.toLowerCase(),
+    play_id: t.play_id.toLowerCase(),
+    user_id: t.user_id.toLowerCase(),
+    track_id: t.track_id.toLowerCase(),
+  };
+}

@@ -1,0 +1,158 @@
+import { Readable } from 'node:stream';
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { Producer } from 'kafkajs';
+import { sql, type DatabasePool } from 'slonik';
+import { TOPICS } from '../migrate/kafka';
+import type { Dataset, Tick } from './generate';
+
+type Column = readonly [name: string, pgType: string];
+
+/** Inserts rows in batches with unnest (one statement per batch); re-seeding skips rows already there. */
+export async function insertRows<R extends Record<string, unknown>>(
+  pool: DatabasePool,
+  table: string,
+  columns: readonly Column[],
+  rows: readonly R[],
+  onBatch: (n: number) => void = () => undefined,
+  batchSize = 5000,
+): Promise<void> {
+  const names = sql.join(columns.map(([n]) => sql.identifier([n])), sql.fragment`, `);
+  for (let i = 0; i < rows.length; i += batchSize) {
+    const batch = rows.slice(i, i + batchSize);
+    const tuples = batch.map((row) => columns.map(([n]) => row[n] as never));
+    await pool.query(sql.unsafe`
+      INSERT INTO ${sql.identifier([table])} (${names})
+      SELECT * FROM ${sql.unnest(tuples, columns.map(([, t]) => t))}
+      ON CONFLICT DO NOTHING`);
+    onBatch(batch.length);
+  }
+}
+
+/** The PostgreSQL side of a dataset, in foreign-key order. */
+export const POSTGRES_TABLES: { table: string; rows: (d: Dataset) => Record<string, unknown>[]; columns: Column[] }[] = [
+  { table: 'artists', rows: (d) => d.artists, columns: [['artist_id', 'uuid'], ['name', 'text'], ['country', 'bpchar'], ['created_at', 'timestamptz']] },
+  { table: 'albums', rows: (d) => d.albums, columns: [['album_id', 'uuid'], ['artist_id', 'uuid'], ['title', 'text'], ['upc', 'text'], ['release_date', 'date']] },
+  {
+    table: 'tracks',
+    rows: (d) => d.tracks,
+    columns: [
+      ['track_id', 'uuid'], ['album_id', 'uuid'], ['artist_id', 'uuid'], ['title', 'text'], ['isrc', 'text'], ['duration_ms', 'int4'],
+      ['explicit', 'bool'], ['track_number', 'int2'], ['checksum_sha256', 'text'], ['status', 'text'], ['release_date', 'date'], ['audio_object_key', 'text'],
+    ],
+  },
+  {
+    table: 'users',
+    rows: (d) => d.users,
+    columns: [['user_id', 'uuid'], ['email', 'text'], ['display_name', 'text'], ['country', 'bpchar'], ['tier', 'text'], ['created_at', 'timestamptz']],
+  },
+  {
+    table: 'payment_methods',
+    rows: (d) => d.paymentMethods,
+    columns: [
+      ['payment_method_id', 'uuid'], ['user_id', 'uuid'], ['provider', 'text'], ['provider_token', 'text'], ['brand', 'text'], ['last4', 'bpchar'],
+      ['exp_month', 'int2'], ['exp_year', 'int2'],
+    ],
+  },
+  {
+    table: 'subscriptions',
+    rows: (d) => d.subscriptions,
+    columns: [
+      ['subscription_id', 'uuid'], ['user_id', 'uuid'], ['plan', 'text'], ['status', 'text'], ['country', 'bpchar'], ['currency', 'bpchar'],
+      ['price', 'numeric'], ['current_period_start', 'timestamptz'], ['current_period_end', 'timestamptz'],
+    ],
+  },
+  {
+    table: 'royalty_rates',
+    rows: (d) => d.royaltyRates,
+    columns: [['artist_id', 'uuid'], ['country', 'bpchar'], ['rate_per_play', 'numeric'], ['currency', 'bpchar'], ['rate_version', 'int4'], ['effective_from', 'date']],
+  },
+  { table: 'playlists', rows: (d) => d.playlists, columns: [['playlist_id', 'uuid'], ['owner_id', 'uuid'], ['title', 'text'], ['collaborative', 'bool']] },
+  { table: 'playlist_tracks', rows: (d) => d.playlistTracks, columns: [['playlist_id', 'uuid'], ['position', 'int4'], ['track_id', 'uuid']] },
+  { table: 'user_follows', rows: (d) => d.follows, columns: [['follower_id', 'uuid'], ['followee_id', 'uuid']] },
+  { table: 'advertisers', rows: (d) => d.advertisers, columns: [['advertiser_id', 'uuid'], ['name', 'text'], ['country', 'bpchar']] },
+  {
+    table: 'ad_campaigns',
+    rows: (d) => d.campaigns,
+    columns: [
+      ['campaign_id', 'uuid'], ['advertiser_id', 'uuid'], ['name', 'text'], ['campaign_type', 'text'], ['promoted_artist_id', 'uuid'],
+      ['start_date', 'date'], ['end_date', 'date'], ['cpm', 'numeric'], ['budget', 'numeric'], ['currency', 'bpchar'],
+    ],
+  },
+  {
+    table: 'session_logs',
+    rows: (d) => d.sessions,
+    columns: [['session_id', 'uuid'], ['started_at', 'timestamptz'], ['user_id', 'uuid'], ['ip_country', 'bpchar'], ['device_id', 'text']],
+  },
+];
+
+export const TICK_COLUMNS: [string, ...string[]] = ['event_id', 'play_id', 'user_id', 'track_id', 'country', 'device_id', 'position_ms', 'event_time'];
+
+/** ClickHouse's DateTime text form: 'YYYY-MM-DD hh:mm:ss' in UTC. */
+export const chDateTime = (isoTime: string) => isoTime.slice(0, 19).replace('T', ' ');
+
+function tsvLine(t: Tick): string {
+  // Generated values contain no tabs, newlines or backslashes; device IDs and UUIDs are plain.
+  return `${t.event_id}\t${t.play_id}\t${t.user_id}\t${t.track_id}\t${t.country}\t${t.device_id}\t${t.position_ms}\t${chDateTime(t.event_time)}\n`;
+}
+
+/** Bulk-loads ticks straight into ClickHouse as one streamed TabSeparated insert per chunk. */
+export async function loadTicksToClickHouse(
+  client: ClickHouseClient,
+  ticks: Iterable<Tick>,
+  onRows: (n: number) => void,
+  rowsPerInsert = 1_000_000,
+): Promise<number> {
+  const it = ticks[Symbol.iterator]();
+  let total = 0;
+  let done = false;
+  while (!done) {
+    let inChunk = 0;
+    const chunk = Readable.from(
+      (function* () {
+        let lines = '';
+        while (inChunk < rowsPerInsert) {
+          const next = it.next();
+          if (next.done) {
+            done = true;
+            break;
+          }
+          lines += tsvLine(next.value);
+          inChunk++;
+          if (inChunk % 10_000 === 0) {
+            yield lines;
+            onRows(10_000);
+            lines = '';
+          }
+        }
+        if (lines) {
+          yield lines;
+          onRows(inChunk % 10_000);
+        }
+      })(),
+      { objectMode: false },
+    );
+    if (done && inChunk === 0) break;
+    await client.insert({ table: 'play_ticks', values: chunk, format: 'TabSeparated', columns: TICK_COLUMNS });
+    total += inChunk;
+  }
+  return total;
+}
+
+/** Produces ticks to Kafka like production traffic: JSON, keyed by play_id, acknowledged by all replicas. */
+export async function produceTicks(producer: Producer, ticks: Iterable<Tick>, onRows: (n: number) => void, batch = 2000): Promise<number> {
+  let messages: { key: string; value: string }[] = [];
+  let total = 0;
+  const flush = async () => {
+    if (!messages.length) return;
+    await producer.send({ topic: TOPICS.playTicks.topic, acks: -1, messages });
+    onRows(messages.length);
+    total += messages.length;
+    messages = [];
+  };
+  for (const t of ticks) {
+    messages.push({ key: t.play_id, value: JSON.stringify(t) });
+    if (messages.length >= batch) await flush();
+  }
+  await flush();
+  return total;
+}

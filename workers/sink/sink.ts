@@ -1,0 +1,132 @@
+import { Readable } from 'node:stream';
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type { Logger } from 'pino';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { TOPICS } from '../../lib/migrate/kafka';
+import { normaliseTick, tickProblem, type PlayTick } from '../../lib/play-ticks';
+import { chDateTime, TICK_COLUMNS } from '../../lib/seed/load';
+import type { SuppressionList } from './suppressions';
+
+export interface SinkOptions {
+  groupId: string;
+  /** Fetch waits until this many bytes are ready, or maxWaitMs passed: batching by size and time. */
+  minBatchBytes: number;
+  maxWaitMs: number;
+  partitionsConcurrently: number;
+}
+
+
+/**
+ * Kafka → ClickHouse. Offsets are committed only after the batch's rows are in ClickHouse (and its
+ * rejects in the DLQ), so a crash re-delivers and never loses; re-delivered ticks collapse in
+ * ClickHouse by event_id. A failing insert is retried with backoff while the consumer heartbeats.
+ */
+export class PlayTickSink {
+  private consumer: Consumer | undefined;
+  private producer: Producer | undefined;
+  private readonly rows: Counter;
+  private readonly dlq: Counter;
+  private readonly suppressed: Counter;
+  private readonly batchSeconds: Histogram;
+  private readonly lag: Gauge;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly clickhouse: ClickHouseClient,
+    private readonly suppressions: SuppressionList,
+    private readonly log: Logger,
+    private readonly opts: SinkOptions,
+    registry: Registry,
+  ) {
+    const registers = [registry];
+    this.rows = new Counter({ name: 'cadenza_sink_rows_total', help: 'play-ticks inserted into ClickHouse', registers });
+    this.dlq = new Counter({ name: 'cadenza_sink_dlq_total', help: 'records sent to the DLQ', labelNames: ['reason'], registers });
+    this.suppressed = new Counter({ name: 'cadenza_sink_suppressed_total', help: 'ticks dropped for suppressed users', registers });
+    this.batchSeconds = new Histogram({ name: 'cadenza_sink_batch_seconds', help: 'time to insert one batch', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers });
+    this.lag = new Gauge({ name: 'cadenza_sink_consumer_lag', help: 'messages behind the high watermark, per partition', labelNames: ['partition'], registers });
+  }
+
+  async start(): Promise<void> {
+    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await this.producer.connect();
+    this.consumer = this.kafka.consumer({
+      groupId: this.opts.groupId,
+      minBytes: this.opts.minBatchBytes,
+      maxWaitTimeInMs: this.opts.maxWaitMs,
+      maxBytesPerPartition: 16 * 1024 * 1024,
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3000,
+    });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic: TOPICS.playTicks.topic, fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.opts.partitionsConcurrently,
+      eachBatch: (payload) => this.handle(payload),
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+    await this.producer?.disconnect();
+  }
+
+  private async handle({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    if (!batch.messages.length) return;
+    const started = performance.now();
+    const rows: string[] = [];
+    const rejects: { key: string | null; value: string }[] = [];
+    let suppressed = 0;
+    for (const m of batch.messages) {
+      const raw = m.value?.toString('utf8') ?? '';
+      let parsed: unknown;
+      let reason: string | null;
+      try {
+        parsed = JSON.parse(raw);
+        reason = tickProblem(parsed, null);
+      } catch {
+        reason = 'not JSON';
+      }
+      if (reason) {
+        this.dlq.inc({ reason: reason.split(' ').slice(0, 2).join(' ') });
+        rejects.push({
+          key: m.key?.toString('utf8') ?? null,
+          value: JSON.stringify({ reason, topic: batch.topic, partition: batch.partition, offset: m.offset, record: raw.slice(0, 10_000) }),
+        });
+        continue;
+      }
+      const t = normaliseTick(parsed as PlayTick);
+      if (this.suppressions.has(t.user_id)) {
+        suppressed++;
+        continue;
+      }
+      rows.push(`${t.event_id}\t${t.play_id}\t${t.user_id}\t${t.track_id}\t${t.country}\t${t.device_id}\t${t.position_ms}\t${chDateTime(new Date(t.event_time).toISOString())}\n`);
+    }
+    if (rows.length) await this.insertWithRetry(rows, heartbeat, () => isRunning() && !isStale());
+    if (!isRunning() || isStale()) return; // a rebalance took the partition: the new owner re-reads from the last commit
+    if (rejects.length) await this.producer!.send({ topic: TOPICS.playTicksDlq.topic, acks: -1, messages: rejects });
+    this.rows.inc(rows.length);
+    this.suppressed.inc(suppressed);
+    resolveOffset(batch.lastOffset());
+    await commitOffsetsIfNecessary();
+    this.lag.set({ partition: String(batch.partition) }, Number(batch.offsetLag()));
+    this.batchSeconds.observe((performance.now() - started) / 1000);
+  }
+
+  private async insertWithRetry(rows: string[], heartbeat: () => Promise<void>, stillOwned: () => boolean): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.clickhouse.insert({ table: 'play_ticks', values: Readable.from([rows.join('')], { objectMode: false }), format: 'TabSeparated', columns: TICK_COLUMNS });
+        return;
+      } catch (err) {
+        if (!stillOwned()) return;
+        const delay = Math.min(30_000, 250 * 2 ** Math.min(attempt, 7));
+        this.log.warn({ err: (err as Error).message, attempt, delayMs: delay }, 'ClickHouse insert failed; retrying');
+        await new Promise((r) => setTimeout(r, delay));
+        await heartbeat().catch(() => undefined);
+      }
+    }
+  }
+}
