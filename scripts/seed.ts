@@ -7,7 +7,8 @@ import { createKafka } from '../lib/clients/kafka';
 import { createPostgresPool } from '../lib/clients/postgres';
 import { config } from '../lib/config';
 import { generateDataset, generateTicks, SCALES, type ScaleName } from '../lib/seed/generate';
-import { insertRows, loadTicksToClickHouse, POSTGRES_TABLES, produceTicks } from '../lib/seed/load';
+import { insertRows, insertSeedSettlement, loadTicksToClickHouse, POSTGRES_TABLES, produceTicks } from '../lib/seed/load';
+import { SettlementAccumulator, tap } from '../lib/seed/settlement';
 
 const usage = `usage: npm run seed -- [--scale small|medium|large] [--plays N] [--seed S] [--now ISO] [--via kafka|clickhouse] [--if-empty]
   small scales send their ticks through Kafka like production traffic (the sink loads them);
@@ -61,19 +62,23 @@ async function main(): Promise<void> {
     const tickBar = bars.create(expected, 0, { name: `ticks → ${via}`.padEnd(16), rate: '' });
     const tickStart = Date.now();
     const onRows = (n: number) => tickBar.increment(n, { rate: `${Math.round(tickBar.getProgress() * expected / Math.max(0.001, (Date.now() - tickStart) / 1000))} rows/s` });
+    const settlement = new SettlementAccumulator();
+    const ticks = () => tap(generateTicks(data, opts), (t) => settlement.observe(t));
     let sent: number;
     if (via === 'kafka') {
       const producer = createKafka(cfg.kafka, 'cadenza-seed').producer({ idempotent: true, maxInFlightRequests: 1 });
       await producer.connect();
       try {
-        sent = await produceTicks(producer, generateTicks(data, opts), onRows);
+        sent = await produceTicks(producer, ticks(), onRows);
       } finally {
         await producer.disconnect();
       }
     } else {
-      sent = await loadTicksToClickHouse(clickhouse, generateTicks(data, opts), onRows);
+      sent = await loadTicksToClickHouse(clickhouse, ticks(), onRows);
     }
     bars.stop();
+    const settled = settlement.settle(data, now);
+    await insertSeedSettlement(pool, settled, now);
     process.stdout.write(
       `seed: scale=${scale} seed=${seed} users=${data.users.length} tracks=${data.tracks.length} dims=${dims.tracks}/${dims.users}/${dims.campaigns} ticks=${sent} via=${via} seconds=${((Date.now() - started) / 1000).toFixed(1)}\n`,
     );

@@ -4,6 +4,7 @@ import type { Producer } from 'kafkajs';
 import { sql, type DatabasePool } from 'slonik';
 import { TOPICS } from '../migrate/kafka';
 import type { Dataset, Tick } from './generate';
+import type { SeedSettlement } from './settlement';
 
 type Column = readonly [name: string, pgType: string];
 
@@ -155,4 +156,24 @@ export async function produceTicks(producer: Producer, ticks: Iterable<Tick>, on
   }
   await flush();
   return total;
+}
+
+/** The seeded month's approved settlement (one run, its payouts); idempotent by (month, policy 'seed'). */
+export async function insertSeedSettlement(pool: DatabasePool, s: SeedSettlement, now: Date): Promise<void> {
+  await pool.transaction(async (tx) => {
+    const existing = await tx.maybeOneFirst(sql.unsafe`SELECT run_id FROM settlement_runs WHERE month = ${s.month}::date AND policy_version = 'seed'`);
+    if (existing) return;
+    const total = s.payouts.reduce((sum, p) => sum + BigInt(p.amount.replace('.', '')), 0n);
+    const runId = await tx.oneFirst(sql.unsafe`
+      INSERT INTO settlement_runs (month, ingestion_cutoff, rate_version, policy_version, status, total_amount, decided_at, decided_by)
+      VALUES (${s.month}::date, ${now.toISOString()}::timestamptz, 1, 'seed', 'approved', ${`${total / 100n}.${String(total % 100n).padStart(2, '0')}`}::numeric,
+              ${now.toISOString()}::timestamptz, 'seed')
+      RETURNING run_id`);
+    await insertRows(
+      tx as unknown as DatabasePool,
+      'artist_payouts',
+      [['run_id', 'uuid'], ['artist_id', 'uuid'], ['currency', 'bpchar'], ['plays', 'int8'], ['amount', 'numeric']],
+      s.payouts.map((p) => ({ ...p, run_id: runId })),
+    );
+  });
 }

@@ -5,6 +5,8 @@ import { tcpProbe } from '../probes';
 import type { ServiceDef } from './types';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
+/** Databases are made from this template: it carries pg_partman (superuser-only to install). */
+export const TEMPLATE = 'cadenza_template';
 const isRoot = () => process.getuid?.() === 0;
 
 function dirs(ctx: StackContext) {
@@ -64,7 +66,11 @@ export const postgres: ServiceDef = {
     await tcpProbe(ctx.config.postgres.host, ctx.config.postgres.port);
     await psql(ctx, 'postgres', 'SELECT 1');
   },
-  /** The application role and database, and the extensions only a superuser may create. */
+  /**
+   * The application role, a template database holding the extensions only a superuser may create,
+   * and the application database made from it. Tests make throw-away databases from the same
+   * template (the role may CREATEDB in this development stack).
+   */
   async afterReady(ctx) {
     const { user, password, database } = ctx.config.postgres;
     await psql(
@@ -72,20 +78,26 @@ export const postgres: ServiceDef = {
       'postgres',
       `DO $$ BEGIN
          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${quoteLiteral(user)}) THEN
-           CREATE ROLE ${quoteIdent(user)} LOGIN PASSWORD ${quoteLiteral(password)};
+           CREATE ROLE ${quoteIdent(user)} LOGIN CREATEDB PASSWORD ${quoteLiteral(password)};
          END IF;
        END $$;`,
     );
-    const hasDb = await psql(ctx, 'postgres', `SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(database)}`);
-    if (hasDb.trim() !== '1') await psql(ctx, 'postgres', `CREATE DATABASE ${quoteIdent(database)} OWNER ${quoteIdent(user)}`);
-    await psql(
-      ctx,
-      database,
-      `CREATE SCHEMA IF NOT EXISTS partman AUTHORIZATION ${quoteIdent(user)};
-       CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA partman;
-       GRANT ALL ON ALL TABLES IN SCHEMA partman TO ${quoteIdent(user)};
-       GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA partman TO ${quoteIdent(user)};
-       GRANT EXECUTE ON ALL PROCEDURES IN SCHEMA partman TO ${quoteIdent(user)};`,
-    );
+    const exists = async (db: string) => (await psql(ctx, 'postgres', `SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(db)}`)).trim() === '1';
+    if (!(await exists(TEMPLATE))) {
+      await psql(ctx, 'postgres', `CREATE DATABASE ${quoteIdent(TEMPLATE)} OWNER ${quoteIdent(user)}`);
+      await psql(
+        ctx,
+        TEMPLATE,
+        `CREATE SCHEMA IF NOT EXISTS partman AUTHORIZATION ${quoteIdent(user)};
+         CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA partman;
+         GRANT ALL ON ALL TABLES IN SCHEMA partman TO ${quoteIdent(user)};
+         GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA partman TO ${quoteIdent(user)};
+         GRANT EXECUTE ON ALL PROCEDURES IN SCHEMA partman TO ${quoteIdent(user)};`,
+      );
+      await psql(ctx, 'postgres', `ALTER DATABASE ${quoteIdent(TEMPLATE)} WITH IS_TEMPLATE true`);
+    }
+    if (!(await exists(database))) {
+      await psql(ctx, 'postgres', `CREATE DATABASE ${quoteIdent(database)} TEMPLATE ${quoteIdent(TEMPLATE)} OWNER ${quoteIdent(user)}`);
+    }
   },
 };
