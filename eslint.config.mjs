@@ -21,7 +21,7 @@ const bannedInWorkflows = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.stack/**', 'coverage/**', 'eslint.config.mjs'] },
+  { ignores: ['node_modules/**', 'dist/**', '.stack/**', 'coverage/**', 'eslint.config.mjs', 'jest.config.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

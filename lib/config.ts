@@ -42,6 +42,7 @@ const variables = {
   CADENZA_CLICKHOUSE_DATABASE: z.string().regex(/^\w+$/).default('cadenza'),
 
   CADENZA_OPENSEARCH_URL: url.default('http://127.0.0.1:9200'),
+  CADENZA_OPENSEARCH_TRANSPORT_PORT: port.default(9300),
 
   CADENZA_MINIO_ENDPOINT: hostPort.default('127.0.0.1:9000'),
   CADENZA_MINIO_CONSOLE_PORT: port.default(9001),
@@ -135,6 +136,7 @@ function build(env: Env) {
       url: env.CADENZA_OPENSEARCH_URL,
       host: opensearch.hostname,
       port: Number(opensearch.port || 80),
+      transportPort: env.CADENZA_OPENSEARCH_TRANSPORT_PORT,
     },
     minio: {
       endPoint: minio.host,

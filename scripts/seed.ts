@@ -1,17 +1,10 @@
 import { parseArgs } from 'node:util';
-import { MultiBar, Presets } from 'cli-progress';
-import { sql } from 'slonik';
-import { refreshDimensions } from '../activities/analytics/dimensions';
-import { createClickHouse } from '../lib/clients/clickhouse';
-import { createKafka } from '../lib/clients/kafka';
-import { createPostgresPool } from '../lib/clients/postgres';
 import { config } from '../lib/config';
-import { generateDataset, generateTicks, SCALES, type ScaleName } from '../lib/seed/generate';
-import { insertRows, insertSeedSettlement, loadTicksToClickHouse, POSTGRES_TABLES, produceTicks } from '../lib/seed/load';
-import { SettlementAccumulator, tap } from '../lib/seed/settlement';
+import { SCALES, type ScaleName } from '../lib/seed/generate';
+import { runSeed } from '../lib/seed/run';
 
 const usage = `usage: npm run seed -- [--scale small|medium|large] [--plays N] [--seed S] [--now ISO] [--via kafka|clickhouse] [--if-empty]
-  small scales send their ticks through Kafka like production traffic (the sink loads them);
+  small sends its ticks through Kafka like production traffic (the sink loads them into ClickHouse);
   medium and large bulk-load ClickHouse directly. --if-empty does nothing when users exist.`;
 
 async function main(): Promise<void> {
@@ -37,54 +30,12 @@ async function main(): Promise<void> {
   const via = values.via ?? (scale === 'small' ? 'kafka' : 'clickhouse');
   if (via !== 'kafka' && via !== 'clickhouse') throw new Error('--via takes kafka or clickhouse');
 
-  const cfg = config();
-  const pool = await createPostgresPool(cfg.postgres, 4);
-  const clickhouse = createClickHouse(cfg.clickhouse);
-  try {
-    if (values['if-empty'] && (await pool.oneFirst(sql.unsafe`SELECT count(*)::int FROM users`)) > 0) {
-      process.stdout.write('seed: the database already has users; leaving it as it is\n');
-      return;
-    }
-    const opts = { scale, seed, now, plays };
-    const data = generateDataset(opts);
-    const bars = new MultiBar(
-      { format: ' {name} |{bar}| {value}/{total} {rate}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 60_000 },
-      Presets.shades_classic,
-    );
-    const started = Date.now();
-    for (const t of POSTGRES_TABLES) {
-      const rows = t.rows(data);
-      const bar = bars.create(rows.length, 0, { name: t.table.padEnd(16), rate: '' });
-      await insertRows(pool, t.table, t.columns, rows, (n) => bar.increment(n));
-    }
-    const dims = await refreshDimensions(pool, clickhouse);
-    const expected = [...generateTicks(data, opts)].length;
-    const tickBar = bars.create(expected, 0, { name: `ticks → ${via}`.padEnd(16), rate: '' });
-    const tickStart = Date.now();
-    const onRows = (n: number) => tickBar.increment(n, { rate: `${Math.round(tickBar.getProgress() * expected / Math.max(0.001, (Date.now() - tickStart) / 1000))} rows/s` });
-    const settlement = new SettlementAccumulator();
-    const ticks = () => tap(generateTicks(data, opts), (t) => settlement.observe(t));
-    let sent: number;
-    if (via === 'kafka') {
-      const producer = createKafka(cfg.kafka, 'cadenza-seed').producer({ idempotent: true, maxInFlightRequests: 1 });
-      await producer.connect();
-      try {
-        sent = await produceTicks(producer, ticks(), onRows);
-      } finally {
-        await producer.disconnect();
-      }
-    } else {
-      sent = await loadTicksToClickHouse(clickhouse, ticks(), onRows);
-    }
-    bars.stop();
-    const settled = settlement.settle(data, now);
-    await insertSeedSettlement(pool, settled, now);
-    process.stdout.write(
-      `seed: scale=${scale} seed=${seed} users=${data.users.length} tracks=${data.tracks.length} dims=${dims.tracks}/${dims.users}/${dims.campaigns} ticks=${sent} via=${via} seconds=${((Date.now() - started) / 1000).toFixed(1)}\n`,
-    );
-  } finally {
-    await Promise.allSettled([pool.end(), clickhouse.close()]);
-  }
+  const report = await runSeed(config(), { scale, seed, now, plays, via, ifEmpty: values['if-empty'], progress: true });
+  if (report.skipped) return void process.stdout.write('seed: the database already has users; left as it is\n');
+  const d = report.data!;
+  process.stdout.write(
+    `seed: scale=${scale} seed=${seed} users=${d.users.length} artists=${d.artists.length} tracks=${d.tracks.length} ticks=${report.ticks} via=${via} seconds=${report.seconds.toFixed(1)}\n`,
+  );
 }
 
 main().catch((err: Error) => {

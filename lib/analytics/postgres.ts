@@ -72,7 +72,10 @@ export async function royaltyLines(pool: DatabasePool, month: string, rows: read
 
 const Divergence = z.object({ artist_id: z.string(), total_plays: z.number(), expected: z.string(), total_paid: z.string(), divergence: z.string() });
 
-/** 5B: artists whose approved payout for the month differs from plays × rate by more than `tolerance`. */
+/**
+ * 5B: artists whose approved payout for the month differs from plays × rate by more than `tolerance`
+ * (relative) — and by more than half a cent, so rounding a payout to the cent is never a divergence.
+ */
 export async function payoutDivergence(pool: DatabasePool, month: string, rows: readonly PlaysRow[], tolerance = '0.01') {
   if (!rows.length) return [];
   return pool.any(sql.type(Divergence)`
@@ -87,6 +90,7 @@ export async function payoutDivergence(pool: DatabasePool, month: string, rows: 
     ) e
     JOIN artist_payouts ap ON ap.artist_id = e.artist_id
     JOIN settlement_runs sr ON sr.run_id = ap.run_id AND sr.month = ${month}::date AND sr.status = 'approved'
-    WHERE e.expected > 0 AND abs(ap.amount - e.expected) / e.expected > ${tolerance}::numeric
+    WHERE e.expected > 0 AND abs(ap.amount - e.expected) > 0.005
+      AND abs(ap.amount - e.expected) / e.expected > ${tolerance}::numeric
     ORDER BY divergence DESC, e.artist_id`);
 }

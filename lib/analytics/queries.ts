@@ -91,22 +91,27 @@ export function campaignAttribution(): ChFragment {
 
 /**
  * 5A / 5B (ClickHouse part): royalty-bearing plays per artist, track and country for the plays that
- * started in [from, to). A play crossing midnight has a row per day: its ticks are merged first.
+ * started in [from, to). A play crossing midnight has a row per day: its ticks are merged first, and
+ * the day before `from` is read too, so a play that began just before the month is not mistaken
+ * for one that began in it.
  */
 export function royaltyBearingPlays(from: Date, to: Date): ChFragment {
   return ch`
     SELECT toString(artist_id) AS artist_id, toString(track_id) AS track_id, country, plays
     FROM (
-      SELECT track_id, country, count() AS plays
+      SELECT artist_id, track_id, country, plays
       FROM (
-        SELECT track_id, play_id, country, minMerge(started_at) AS started, uniqExactMerge(ticks) AS ticks
-        FROM plays
-        WHERE day >= toDate(${day(from)}) AND day <= toDate(${day(to)})
-        GROUP BY track_id, play_id, country
+        SELECT track_id, country, count() AS plays
+        FROM (
+          SELECT track_id, play_id, country, minMerge(started_at) AS started, uniqExactMerge(ticks) AS ticks
+          FROM plays
+          WHERE day >= toDate(${day(from)}) - 1 AND day <= toDate(${day(to)})
+          GROUP BY track_id, play_id, country
+        )
+        WHERE ticks >= ${ROYALTY_MIN_TICKS} AND started >= ${from} AND started < ${to}
+        GROUP BY track_id, country
       )
-      WHERE ticks >= ${ROYALTY_MIN_TICKS} AND started >= ${from} AND started < ${to}
-      GROUP BY track_id, country
+      ANY INNER JOIN (SELECT track_id, artist_id FROM dim_tracks FINAL) USING track_id
     )
-    ANY INNER JOIN (SELECT track_id, artist_id FROM dim_tracks FINAL) USING track_id
     ORDER BY artist_id, track_id, country`;
 }

@@ -3,7 +3,7 @@ import type { Dataset, Tick } from './generate';
 /**
  * A past, approved settlement for the seeded month, computed in memory from the generated ticks
  * (independently of ClickHouse), so query 5B has payouts to check — with a few artists paid
- * 2–6 % off on purpose, the divergences 5B must find.
+ * 10–20 % too much on purpose, the divergences 5B must find.
  */
 
 export interface SeedSettlement {
@@ -51,12 +51,14 @@ export class SettlementAccumulator {
       perArtist.set(artist, a);
     }
     const perturbedArtistIds: string[] = [];
+    let eligible = 0;
     const payouts = [...perArtist.entries()]
       .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([artist_id, a], i) => {
+      .map(([artist_id, a]) => {
         let cents = (a.micros + 5000n) / 10000n; // micro-units → cents, half up
-        if (i % 29 === 3 && cents >= 1000n) {
-          cents = (cents * BigInt(102 + (i % 5))) / 100n; // paid 2–6 % too much
+        // Every fifth artist owed at least 20 cents is paid 10–20 % too much (so rounding cannot hide it).
+        if (cents >= 20n && eligible++ % 5 === 2) {
+          cents = (cents * BigInt(110 + (eligible % 11))) / 100n;
           perturbedArtistIds.push(artist_id);
         }
         return { artist_id, currency: 'USD', plays: a.plays, amount: `${cents / 100n}.${String(cents % 100n).padStart(2, '0')}` };

@@ -8,7 +8,10 @@ import type { ServiceDef } from './types';
 /** Kafka 4.x from Maven Central, one combined broker+controller node in KRaft mode. */
 
 const dir = (ctx: StackContext) => path.join(ctx.data, 'kafka');
-const JVM = '-Xms128m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true';
+const JVM = '-Xms128m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true';
+const LOG_CONFIG = path.join(__dirname, '..', 'jvm', 'kafka', 'log4j2.xml');
+/** A fixed cluster id (base64 of 16 bytes): the state folder holds one cluster, and reset makes a new folder. */
+const CLUSTER_ID = 'q1Sh-9_ISia_zwGINzRvyQ';
 
 function serverProperties(ctx: StackContext): string {
   const { host, port, controllerPort } = ctx.config.kafka;
@@ -30,27 +33,18 @@ function serverProperties(ctx: StackContext): string {
     'share.coordinator.state.topic.replication.factor=1',
     'share.coordinator.state.topic.min.isr=1',
     'group.initial.rebalance.delay.ms=0',
+    'num.network.threads=2',
+    'num.io.threads=2',
+    'num.recovery.threads.per.data.dir=1',
+    'offsets.topic.num.partitions=1',
+    'transaction.state.log.num.partitions=1',
+    'share.coordinator.state.topic.num.partitions=1',
+    'log.cleaner.dedupe.buffer.size=16777216',
     'log.retention.hours=168',
     '',
   ].join('\n');
 }
 
-const log4j2 = `Configuration:
-  status: warn
-  Appenders:
-    Console:
-      name: STDOUT
-      PatternLayout:
-        pattern: "[%d] %p %m (%c)%n"
-  Loggers:
-    Root:
-      level: warn
-      AppenderRef:
-        - ref: STDOUT
-    Logger:
-      - name: kafka.server.KafkaServer
-        level: info
-`;
 
 export const kafka: ServiceDef = {
   name: 'kafka',
@@ -62,17 +56,17 @@ export const kafka: ServiceDef = {
     const d = dir(ctx);
     mkdirSync(path.join(d, 'log'), { recursive: true });
     writeFileSync(path.join(d, 'server.properties'), serverProperties(ctx));
-    writeFileSync(path.join(d, 'log4j2.yaml'), log4j2);
     if (exists(path.join(d, 'log', 'meta.properties'))) return;
-    // A fixed cluster id: the state folder holds one cluster, and reset makes a new folder.
     await run('kafka', 'java', [
+      '-Xmx128m',
       `@${javaArgFile(ctx, 'kafka')}`,
-      `-Dlog4j2.configurationFile=${path.join(d, 'log4j2.yaml')}`,
+      `-Dlog4j2.configurationFile=${LOG_CONFIG}`,
       'kafka.tools.StorageTool',
       'format',
       '--standalone',
+      '--ignore-formatted',
       '-t',
-      'cadenza-dev-kafka-0001',
+      CLUSTER_ID,
       '-c',
       path.join(d, 'server.properties'),
     ]);
@@ -80,7 +74,7 @@ export const kafka: ServiceDef = {
   program(ctx) {
     const d = dir(ctx);
     return {
-      command: `java ${JVM} -Dlog4j2.configurationFile=${path.join(d, 'log4j2.yaml')} @${javaArgFile(ctx, 'kafka')} kafka.Kafka ${path.join(d, 'server.properties')}`,
+      command: `java ${JVM} -Dlog4j2.configurationFile=${LOG_CONFIG} @${javaArgFile(ctx, 'kafka')} kafka.Kafka ${path.join(d, 'server.properties')}`,
       stopWaitSecs: 60,
     };
   },

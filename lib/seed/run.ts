@@ -1,0 +1,78 @@
+import { MultiBar, Presets } from 'cli-progress';
+import { sql } from 'slonik';
+import { refreshDimensions } from '../../activities/analytics/dimensions';
+import { createClickHouse } from '../clients/clickhouse';
+import { createKafka } from '../clients/kafka';
+import { createPostgresPool } from '../clients/postgres';
+import type { Config } from '../config';
+import { generateDataset, generateTicks, type Dataset, type SeedOptions } from './generate';
+import { insertRows, insertSeedSettlement, loadTicksToClickHouse, POSTGRES_TABLES, produceTicks } from './load';
+import { SettlementAccumulator, tap, type SeedSettlement } from './settlement';
+
+export interface RunSeedOptions extends SeedOptions {
+  via: 'kafka' | 'clickhouse';
+  ifEmpty?: boolean;
+  progress?: boolean;
+}
+
+export interface SeedReport {
+  skipped: boolean;
+  data?: Dataset;
+  settlement?: SeedSettlement;
+  ticks: number;
+  seconds: number;
+  tickRowsPerSecond: number;
+}
+
+/** Generates the dataset and loads it: PostgreSQL, the ClickHouse dimensions, then the ticks. */
+export async function runSeed(cfg: Config, opts: RunSeedOptions): Promise<SeedReport> {
+  const pool = await createPostgresPool(cfg.postgres, 4);
+  const clickhouse = createClickHouse(cfg.clickhouse);
+  const bars = new MultiBar(
+    { format: ' {name} |{bar}| {value}/{total} {rate}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 60_000 },
+    Presets.shades_classic,
+  );
+  const bar = (name: string, total: number) =>
+    opts.progress ? bars.create(total, 0, { name: name.padEnd(18), rate: '' }) : { increment: (_n?: number, _p?: object) => undefined };
+  try {
+    if (opts.ifEmpty && (await pool.oneFirst(sql.unsafe`SELECT count(*)::int FROM users`)) > 0) {
+      return { skipped: true, ticks: 0, seconds: 0, tickRowsPerSecond: 0 };
+    }
+    const started = Date.now();
+    const data = generateDataset(opts);
+    for (const t of POSTGRES_TABLES) {
+      const rows = t.rows(data);
+      const b = bar(t.table, rows.length);
+      await insertRows(pool, t.table, t.columns, rows, (n) => b.increment(n));
+    }
+    await refreshDimensions(pool, clickhouse);
+    const settlement = new SettlementAccumulator();
+    const ticks = () => tap(generateTicks(data, opts), (t) => settlement.observe(t));
+    const tickBar = bar(`ticks → ${opts.via}`, opts.plays ?? 0);
+    const tickStart = Date.now();
+    let loaded = 0;
+    const onRows = (n: number) => {
+      loaded += n;
+      tickBar.increment(0, { rate: `${loaded} rows, ${Math.round(loaded / Math.max(0.001, (Date.now() - tickStart) / 1000))} rows/s` });
+    };
+    let sent: number;
+    if (opts.via === 'kafka') {
+      const producer = createKafka(cfg.kafka, 'cadenza-seed').producer({ idempotent: true, maxInFlightRequests: 1 });
+      await producer.connect();
+      try {
+        sent = await produceTicks(producer, ticks(), onRows);
+      } finally {
+        await producer.disconnect();
+      }
+    } else {
+      sent = await loadTicksToClickHouse(clickhouse, ticks(), onRows);
+    }
+    const tickSeconds = (Date.now() - tickStart) / 1000;
+    const settled = settlement.settle(data, opts.now);
+    await insertSeedSettlement(pool, settled, opts.now);
+    return { skipped: false, data, settlement: settled, ticks: sent, seconds: (Date.now() - started) / 1000, tickRowsPerSecond: sent / Math.max(tickSeconds, 0.001) };
+  } finally {
+    bars.stop();
+    await Promise.allSettled([pool.end(), clickhouse.close()]);
+  }
+}
