@@ -21,7 +21,16 @@ const bannedInWorkflows = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.stack/**', 'coverage/**', 'eslint.config.mjs', 'jest.config.js'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'dist/**',
+      '.stack/**',
+      'coverage/**',
+      'eslint.config.mjs',
+      'jest.config.js',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -42,15 +51,26 @@ export default tseslint.config(
         {
           paths: bannedInWorkflows.map((name) => ({
             name,
-            message: 'Workflow code must be deterministic: no Node built-ins, store clients or I/O (DESIGN §2).',
+            message:
+              'Workflow code must be deterministic: no Node built-ins, store clients or I/O (DESIGN §2).',
           })),
           patterns: [
-            { group: ['**/lib/clients/*', '**/activities/*', '**/activities/**'], message: 'Workflows import activities as types only.', allowTypeImports: true },
+            {
+              group: ['**/lib/clients/*', '**/activities/*', '**/activities/**'],
+              message: 'Workflows import activities as types only.',
+              allowTypeImports: true,
+            },
           ],
         },
       ],
-      'no-restricted-globals': ['error', { name: 'setTimeout', message: 'Use sleep() from @temporalio/workflow.' }],
-      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Use workflow uuid4() or deterministic inputs.' }],
+      'no-restricted-globals': [
+        'error',
+        { name: 'setTimeout', message: 'Use sleep() from @temporalio/workflow.' },
+      ],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Math', property: 'random', message: 'Use workflow uuid4() or deterministic inputs.' },
+      ],
     },
   },
 );

@@ -46,7 +46,8 @@ export interface ApiDeps {
 export async function buildApp(deps: ApiDeps) {
   const { config } = deps;
   const app = Fastify({
-    loggerInstance: deps.log === false ? undefined : (logger.child({ component: 'api' }) as FastifyBaseLogger),
+    loggerInstance:
+      deps.log === false ? undefined : (logger.child({ component: 'api' }) as FastifyBaseLogger),
     bodyLimit: config.api.bodyLimit,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -58,7 +59,9 @@ export async function buildApp(deps: ApiDeps) {
   const ajvOptions = { allErrors: true, useDefaults: true, removeAdditional: false, strict: false } as const;
   const strict = addFormats(new Ajv({ ...ajvOptions, coerceTypes: false }));
   const coercing = addFormats(new Ajv({ ...ajvOptions, coerceTypes: 'array' }));
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? strict : coercing).compile(schema),
+  );
 
   // Every route as registered, for the auth test that walks them all.
   const routeTable: RouteSummary[] = [];
@@ -99,7 +102,9 @@ export async function buildApp(deps: ApiDeps) {
   await app.register(healthRoutes, { readiness: deps.readiness });
   if (!config.auth.jwksUrl) {
     // The development issuer's keys, OIDC-style, so other local services can verify the same tokens.
-    app.get('/.well-known/jwks.json', { config: { public: true }, schema: { hide: true } }, async () => devJwks(config.auth));
+    app.get('/.well-known/jwks.json', { config: { public: true }, schema: { hide: true } }, async () =>
+      devJwks(config.auth),
+    );
   }
   await app.register(workflowRoutes, { temporal: deps.temporal });
   await app.register(pingRoutes, { temporal: deps.temporal });

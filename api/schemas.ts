@@ -24,7 +24,10 @@ export const Started = Type.Object({
 
 export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(
-    Type.String({ pattern: '^[A-Za-z0-9._:-]{1,100}$', description: 'Maps onto the workflow ID: a repeat answers with the same run' }),
+    Type.String({
+      pattern: '^[A-Za-z0-9._:-]{1,100}$',
+      description: 'Maps onto the workflow ID: a repeat answers with the same run',
+    }),
   ),
 });
 

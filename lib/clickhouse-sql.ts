@@ -5,7 +5,8 @@
  * tag; nothing else in the project builds ClickHouse SQL from strings.
  */
 
-export type ChValue = string | number | bigint | boolean | Date | null | readonly ChValue[] | Identifier | ChFragment;
+export type ChValue =
+  string | number | bigint | boolean | Date | null | readonly ChValue[] | Identifier | ChFragment;
 
 const ESCAPES: Record<string, string> = {
   '\\': '\\\\',
@@ -29,7 +30,8 @@ class Identifier {
 
 /** A table or column name; only plain identifiers (optionally db-qualified) are accepted. */
 export function ident(name: string): Identifier {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/.test(name)) throw new Error(`not a plain identifier: ${JSON.stringify(name)}`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/.test(name))
+    throw new Error(`not a plain identifier: ${JSON.stringify(name)}`);
   return new Identifier(name);
 }
 

@@ -59,7 +59,10 @@ const variables = {
   CADENZA_AUTH_JWKS_URL: url.optional(),
   CADENZA_AUTH_ISSUER: z.string().min(1).default('cadenza-dev-issuer'),
   CADENZA_AUTH_AUDIENCE: z.string().min(1).default('cadenza-api'),
-  CADENZA_DEV_ISSUER_DIR: z.string().min(1).default(path.resolve(__dirname, '..', '.stack', 'dev-issuer')),
+  CADENZA_DEV_ISSUER_DIR: z
+    .string()
+    .min(1)
+    .default(path.resolve(__dirname, '..', '.stack', 'dev-issuer')),
 
   CADENZA_SINK_GROUP_ID: z.string().min(1).default('cadenza-play-tick-sink'),
   CADENZA_SINK_MIN_BATCH_BYTES: z.coerce.number().int().min(1).default(1_048_576),
@@ -75,7 +78,10 @@ const variables = {
     .transform((s) => s.split(',').map((q) => q.trim()))
     .pipe(z.array(z.enum(TASK_QUEUES)).min(1)),
   CADENZA_WORKER_MAX_ACTIVITIES: z.coerce.number().int().min(1).max(10_000).default(100),
-  CADENZA_WORKER_SHUTDOWN_GRACE: z.string().regex(/^\d+(ms|s|m)$/, 'a duration such as 30s').default('30s'),
+  CADENZA_WORKER_SHUTDOWN_GRACE: z
+    .string()
+    .regex(/^\d+(ms|s|m)$/, 'a duration such as 30s')
+    .default('30s'),
 } as const;
 
 type Variables = typeof variables;
@@ -186,9 +192,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const env: Record<string, unknown> = {};
   for (const [name, schema] of Object.entries(variables)) {
     const raw = source[name];
-    const parsed = (schema as z.ZodTypeAny).safeParse(raw === '' && name !== 'CADENZA_CLICKHOUSE_PASSWORD' ? undefined : raw);
+    const parsed = (schema as z.ZodTypeAny).safeParse(
+      raw === '' && name !== 'CADENZA_CLICKHOUSE_PASSWORD' ? undefined : raw,
+    );
     if (parsed.success) env[name] = parsed.data;
-    else problems.push(`${name}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    else
+      problems.push(
+        `${name}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`,
+      );
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return build(env as Env);

@@ -6,7 +6,10 @@ export const logger: Logger = pino({
   level: process.env.CADENZA_LOG_LEVEL ?? config().logLevel,
   base: { service: 'cadenza' },
   timestamp: pino.stdTimeFunctions.isoTime,
-  redact: { paths: ['*.password', '*.secretKey', '*.authorization', 'req.headers.authorization'], remove: true },
+  redact: {
+    paths: ['*.password', '*.secretKey', '*.authorization', 'req.headers.authorization'],
+    remove: true,
+  },
 });
 
 export function childLogger(component: string): Logger {

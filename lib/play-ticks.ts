@@ -28,17 +28,26 @@ export const MAX_AGE_MS = 40 * 86_400_000;
  * (the sink accepts late re-deliveries of ticks the API already admitted).
  */
 export function tickProblem(value: unknown, nowMs: number | null = Date.now()): string | null {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'a tick must be a JSON object';
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return 'a tick must be a JSON object';
   const t = value as Record<string, unknown>;
   for (const field of ['event_id', 'play_id', 'user_id', 'track_id'] as const) {
     if (typeof t[field] !== 'string' || !UUID.test(t[field] as string)) return `${field} must be a UUID`;
   }
-  if (typeof t.country !== 'string' || !COUNTRY.test(t.country)) return 'country must be an ISO 3166-1 alpha-2 code in capitals';
-  if (typeof t.device_id !== 'string' || !DEVICE.test(t.device_id)) return 'device_id must be 1–128 printable ASCII characters';
-  if (typeof t.position_ms !== 'number' || !Number.isInteger(t.position_ms) || t.position_ms < 0 || t.position_ms > 86_400_000) {
+  if (typeof t.country !== 'string' || !COUNTRY.test(t.country))
+    return 'country must be an ISO 3166-1 alpha-2 code in capitals';
+  if (typeof t.device_id !== 'string' || !DEVICE.test(t.device_id))
+    return 'device_id must be 1–128 printable ASCII characters';
+  if (
+    typeof t.position_ms !== 'number' ||
+    !Number.isInteger(t.position_ms) ||
+    t.position_ms < 0 ||
+    t.position_ms > 86_400_000
+  ) {
     return 'position_ms must be a non-negative integer (at most one day)';
   }
-  if (typeof t.event_time !== 'string' || !ISO_INSTANT.test(t.event_time)) return 'event_time must be an ISO-8601 UTC instant such as 2025-05-01T12:00:00Z';
+  if (typeof t.event_time !== 'string' || !ISO_INSTANT.test(t.event_time))
+    return 'event_time must be an ISO-8601 UTC instant such as 2025-05-01T12:00:00Z';
   const at = Date.parse(t.event_time);
   if (Number.isNaN(at)) return 'event_time is not a real date';
   if (nowMs !== null && at > nowMs + FUTURE_SKEW_MS) return 'event_time is in the future';
@@ -48,7 +57,16 @@ export function tickProblem(value: unknown, nowMs: number | null = Date.now()): 
   return null;
 }
 
-const FIELDS = new Set(['event_id', 'play_id', 'user_id', 'track_id', 'country', 'device_id', 'position_ms', 'event_time']);
+const FIELDS = new Set([
+  'event_id',
+  'play_id',
+  'user_id',
+  'track_id',
+  'country',
+  'device_id',
+  'position_ms',
+  'event_time',
+]);
 
 /** Lower-cases the UUIDs so one event has one spelling everywhere. */
 export function normaliseTick(t: PlayTick): PlayTick {

@@ -12,7 +12,9 @@ import { migratePostgres } from '../lib/migrate/postgres';
 async function main(): Promise<void> {
   const cfg = config();
   const report = (store: string, applied: string[]) =>
-    process.stdout.write(`${store.padEnd(11)} ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}\n`);
+    process.stdout.write(
+      `${store.padEnd(11)} ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}\n`,
+    );
 
   report('postgres', await migratePostgres(cfg.postgres));
   report('clickhouse', await migrateClickHouse(cfg.clickhouse));

@@ -20,18 +20,29 @@ async function main(): Promise<void> {
     },
   });
   if (values.help) return void process.stdout.write(`${usage}\n`);
-  if (!(values.scale in SCALES)) throw new Error(`--scale must be one of ${Object.keys(SCALES).join(', ')}\n${usage}`);
+  if (!(values.scale in SCALES))
+    throw new Error(`--scale must be one of ${Object.keys(SCALES).join(', ')}\n${usage}`);
   const scale = values.scale as ScaleName;
   const seed = Number(values.seed);
   const plays = values.plays === undefined ? undefined : Number(values.plays);
-  if (!Number.isInteger(seed) || (plays !== undefined && !(Number.isInteger(plays) && plays >= 0))) throw new Error(`--seed and --plays take integers\n${usage}`);
+  if (!Number.isInteger(seed) || (plays !== undefined && !(Number.isInteger(plays) && plays >= 0)))
+    throw new Error(`--seed and --plays take integers\n${usage}`);
   const now = values.now ? new Date(values.now) : new Date();
   if (Number.isNaN(now.getTime())) throw new Error('--now takes an ISO-8601 time');
   const via = values.via ?? (scale === 'small' ? 'kafka' : 'clickhouse');
   if (via !== 'kafka' && via !== 'clickhouse') throw new Error('--via takes kafka or clickhouse');
 
-  const report = await runSeed(config(), { scale, seed, now, plays, via, ifEmpty: values['if-empty'], progress: true });
-  if (report.skipped) return void process.stdout.write('seed: the database already has users; left as it is\n');
+  const report = await runSeed(config(), {
+    scale,
+    seed,
+    now,
+    plays,
+    via,
+    ifEmpty: values['if-empty'],
+    progress: true,
+  });
+  if (report.skipped)
+    return void process.stdout.write('seed: the database already has users; left as it is\n');
   const d = report.data!;
   process.stdout.write(
     `seed: scale=${scale} seed=${seed} users=${d.users.length} artists=${d.artists.length} tracks=${d.tracks.length} ticks=${report.ticks} via=${via} seconds=${report.seconds.toFixed(1)}\n`,

@@ -6,7 +6,10 @@ const lines = [
   ['Cadenza API', `http://${c.api.host}:${c.api.port}  (OpenAPI UI: /docs, health: /readyz)`],
   ['Temporal Web UI', c.temporal.uiUrl],
   ['Temporal frontend', c.temporal.address],
-  ['PostgreSQL', `postgresql://${c.postgres.user}@${c.postgres.host}:${c.postgres.port}/${c.postgres.database}`],
+  [
+    'PostgreSQL',
+    `postgresql://${c.postgres.user}@${c.postgres.host}:${c.postgres.port}/${c.postgres.database}`,
+  ],
   ['ClickHouse', c.clickhouse.url],
   ['OpenSearch', c.opensearch.url],
   ['MinIO console', `http://${c.minio.endPoint}:${c.minio.consolePort}  (user ${c.minio.accessKey})`],
@@ -14,4 +17,6 @@ const lines = [
   ['Worker metrics', `http://127.0.0.1:${c.worker.metricsPort}/metrics`],
 ];
 process.stdout.write(`\nCadenza is up.\n${lines.map(([k, v]) => `  ${k?.padEnd(18)} ${v}`).join('\n')}\n`);
-process.stdout.write('\nA token for the API:  npm run -s token -- --sub me --scopes operator\nStop everything:      npm run stack -- down\n');
+process.stdout.write(
+  '\nA token for the API:  npm run -s token -- --sub me --scopes operator\nStop everything:      npm run stack -- down\n',
+);

@@ -49,7 +49,11 @@ async function provision(ctx: StackContext, services: ServiceDef[]): Promise<voi
 
 const alive = (state: ProcessState | undefined) => state === 'RUNNING' || state === 'STARTING';
 
-async function checkPorts(ctx: StackContext, services: ServiceDef[], states: Map<string, { state: ProcessState }>): Promise<void> {
+async function checkPorts(
+  ctx: StackContext,
+  services: ServiceDef[],
+  states: Map<string, { state: ProcessState }>,
+): Promise<void> {
   for (const s of services) {
     if (!s.program || alive(states.get(s.name)?.state)) continue;
     for (const port of s.ports(ctx)) {
@@ -94,19 +98,33 @@ function lastLines(file: string, n: number): string {
 async function up(ctx: StackContext, withApp: boolean, only: string[]): Promise<void> {
   const started = Date.now();
   const unknown = only.filter((n) => !allServices.some((s) => s.name === n));
-  if (unknown.length) throw new StackError(unknown.join(', '), 'no such service', `one of: ${allServices.map((s) => s.name).join(', ')}`);
+  if (unknown.length)
+    throw new StackError(
+      unknown.join(', '),
+      'no such service',
+      `one of: ${allServices.map((s) => s.name).join(', ')}`,
+    );
   const services = only.length ? allServices.filter((s) => only.includes(s.name)) : allServices;
   await provision(ctx, services);
   const states = await processStates(ctx);
   await checkPorts(ctx, services, states);
   // Services already running stay in the supervisor's config when only some are (re)started.
-  const supervised = allServices.filter((s) => s.program && (services.includes(s) || alive(states.get(s.name)?.state)));
+  const supervised = allServices.filter(
+    (s) => s.program && (services.includes(s) || alive(states.get(s.name)?.state)),
+  );
   const programs = Object.fromEntries(supervised.map((s) => [s.name, s.program!(ctx)]));
   writeSupervisorConf(ctx, programs, appPrograms(ctx));
-  await startSupervisor(ctx, services.filter((s) => s.program).map((s) => s.name));
+  await startSupervisor(
+    ctx,
+    services.filter((s) => s.program).map((s) => s.name),
+  );
   const results = await Promise.allSettled(services.map((s) => waitReady(ctx, s)));
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failures.length) throw new AggregateError(failures.map((f) => f.reason as Error), 'stack not ready');
+  if (failures.length)
+    throw new AggregateError(
+      failures.map((f) => f.reason as Error),
+      'stack not ready',
+    );
   if (withApp) await startApp(ctx);
   say(`stack up in ${seconds(Date.now() - started)}`);
 }
@@ -116,7 +134,9 @@ async function startApp(ctx: StackContext): Promise<void> {
   await supervisorctl(ctx, 'start', ...names).catch(() => undefined);
   const app = Object.entries(appPrograms(ctx));
   for (const [name, p] of app) {
-    const result = await waitUntil(p.ready, 60_000, async () => alive((await processStates(ctx)).get(name)?.state));
+    const result = await waitUntil(p.ready, 60_000, async () =>
+      alive((await processStates(ctx)).get(name)?.state),
+    );
     if (!result.ok) throw new StackError(name, result.reason, `npm run stack -- logs ${name}`);
     say(`  ${name.padEnd(22)} ready${p.url ? `  ${p.url}` : ''}`);
   }
@@ -129,7 +149,8 @@ async function status(ctx: StackContext): Promise<boolean> {
     const proc = states.get(s.name);
     let line: string;
     try {
-      if (s.program && !alive(proc?.state)) throw new Error(proc ? `${proc.state.toLowerCase()} ${proc.info}` : 'not started');
+      if (s.program && !alive(proc?.state))
+        throw new Error(proc ? `${proc.state.toLowerCase()} ${proc.info}` : 'not started');
       await s.ready(ctx);
       line = `ready      ${proc?.info ?? 'tool installed'}${s.url ? `  ${s.url(ctx)}` : ''}`;
     } catch (err) {
@@ -140,14 +161,20 @@ async function status(ctx: StackContext): Promise<boolean> {
   }
   for (const [name, p] of Object.entries(appPrograms(ctx))) {
     const proc = states.get(name);
-    say(`${name.padEnd(22)} ${alive(proc?.state) ? `running    ${proc?.info ?? ''}${p.url ? `  ${p.url}` : ''}` : 'stopped    (npm run up starts it)'}`);
+    say(
+      `${name.padEnd(22)} ${alive(proc?.state) ? `running    ${proc?.info ?? ''}${p.url ? `  ${p.url}` : ''}` : 'stopped    (npm run up starts it)'}`,
+    );
   }
   return allReady;
 }
 
 function logs(ctx: StackContext, service: string | undefined): void {
-  const known = [...allServices.filter((s) => s.program).map((s) => s.name), ...Object.keys(appPrograms(ctx))];
-  if (service && !known.includes(service)) throw new StackError(service, 'no such service', `one of: ${known.join(', ')}`);
+  const known = [
+    ...allServices.filter((s) => s.program).map((s) => s.name),
+    ...Object.keys(appPrograms(ctx)),
+  ];
+  if (service && !known.includes(service))
+    throw new StackError(service, 'no such service', `one of: ${known.join(', ')}`);
   for (const name of service ? [service] : known) {
     say(`==> ${logFile(ctx, name)} <==`);
     say(lastLines(logFile(ctx, name), service ? 200 : 20) || '(empty)');
@@ -159,7 +186,11 @@ async function main(argv: string[]): Promise<number> {
   const ctx = stackContext();
   switch (command) {
     case 'up':
-      await up(ctx, rest.includes('--app'), rest.filter((a) => !a.startsWith('--')));
+      await up(
+        ctx,
+        rest.includes('--app'),
+        rest.filter((a) => !a.startsWith('--')),
+      );
       return (await status(ctx)) ? 0 : 1;
     case 'down':
       await shutdownSupervisor(ctx);

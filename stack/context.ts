@@ -18,7 +18,9 @@ export interface StackContext {
 export function stackContext(env: NodeJS.ProcessEnv = process.env): StackContext {
   const root = path.resolve(__dirname, '..');
   const state = path.resolve(env.CADENZA_STATE_DIR ?? path.join(root, '.stack'));
-  const cache = path.resolve(env.CADENZA_CACHE_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'cadenza'));
+  const cache = path.resolve(
+    env.CADENZA_CACHE_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'cadenza'),
+  );
   const ctx: StackContext = {
     root,
     state,
@@ -77,7 +79,9 @@ export function run(service: string, cmd: string, args: string[], opts: RunOptio
       child.stdin.end(opts.input);
     }
     child.on('error', (err) =>
-      reject(new StackError(service, `could not run ${cmd}: ${err.message}`, `is ${cmd} installed and on PATH?`)),
+      reject(
+        new StackError(service, `could not run ${cmd}: ${err.message}`, `is ${cmd} installed and on PATH?`),
+      ),
     );
     child.on('close', (code) => {
       log?.end();

@@ -2,7 +2,10 @@ import net from 'node:net';
 
 /** Readiness probes: each resolves when the service answers, and throws saying what it saw otherwise. */
 
-export async function httpProbe(url: string, accept: (status: number, body: string) => boolean = (s) => s < 400): Promise<void> {
+export async function httpProbe(
+  url: string,
+  accept: (status: number, body: string) => boolean = (s) => s < 400,
+): Promise<void> {
   const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
   const body = await res.text();
   if (!accept(res.status, body)) throw new Error(`${url} answered ${res.status}: ${body.slice(0, 200)}`);

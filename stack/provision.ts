@@ -22,7 +22,11 @@ export async function aptInstall(ctx: StackContext, packages: string[]): Promise
   for (const pkg of packages) if (!(await dpkgInstalled(pkg))) missing.push(pkg);
   if (missing.length === 0) return [];
   if (process.getuid?.() !== 0) {
-    throw new StackError('apt', `missing Debian packages: ${missing.join(' ')}`, `run as root, or: sudo apt-get install -y ${missing.join(' ')}`);
+    throw new StackError(
+      'apt',
+      `missing Debian packages: ${missing.join(' ')}`,
+      `run as root, or: sudo apt-get install -y ${missing.join(' ')}`,
+    );
   }
   const logFile = path.join(ctx.cache, 'apt.log');
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
@@ -32,17 +36,28 @@ export async function aptInstall(ctx: StackContext, packages: string[]): Promise
 }
 
 /** `go install module@version` into the cache's bin folder, unless that exact version is there. */
-export async function goInstall(ctx: StackContext, service: string, module: string, version: string, binary: string): Promise<string> {
+export async function goInstall(
+  ctx: StackContext,
+  service: string,
+  module: string,
+  version: string,
+  binary: string,
+): Promise<string> {
   const target = path.join(ctx.cacheBin, binary);
   const stamp = `${target}.version`;
-  if (exists(target) && exists(stamp) && readFileSync(stamp, 'utf8').trim() === `${module}@${version}`) return target;
+  if (exists(target) && exists(stamp) && readFileSync(stamp, 'utf8').trim() === `${module}@${version}`)
+    return target;
   const logFile = path.join(ctx.cache, `go-${binary}.log`);
   await run(service, 'go', ['install', `${module}@${version}`], {
     logFile,
     cwd: ctx.cache,
     env: { GOBIN: ctx.cacheBin, GOFLAGS: '-trimpath', CGO_ENABLED: '0' },
   }).catch((err: Error) => {
-    throw new StackError(service, `go install ${module}@${version} failed: ${err.message}`, 'check that Go ≥ 1.22 is installed and the Go module proxy is reachable');
+    throw new StackError(
+      service,
+      `go install ${module}@${version} failed: ${err.message}`,
+      'check that Go ≥ 1.22 is installed and the Go module proxy is reachable',
+    );
   });
   writeFileSync(stamp, `${module}@${version}\n`);
   return target;
@@ -66,10 +81,19 @@ export async function mavenClasspath(ctx: StackContext, service: string, tool: s
     return cp !== '' && cp.split(':').every((jar) => exists(jar));
   };
   if (fresh()) return argFile;
-  await run(service, 'mvn', ['-q', '-B', '-f', pom, 'dependency:build-classpath', `-Dmdep.outputFile=${cpFile}`], {
-    logFile: path.join(ctx.cache, `mvn-${tool}.log`),
-  }).catch((err: Error) => {
-    throw new StackError(service, `resolving ${tool} from Maven Central failed: ${err.message}`, 'check that Maven is installed and Maven Central is reachable');
+  await run(
+    service,
+    'mvn',
+    ['-q', '-B', '-f', pom, 'dependency:build-classpath', `-Dmdep.outputFile=${cpFile}`],
+    {
+      logFile: path.join(ctx.cache, `mvn-${tool}.log`),
+    },
+  ).catch((err: Error) => {
+    throw new StackError(
+      service,
+      `resolving ${tool} from Maven Central failed: ${err.message}`,
+      'check that Maven is installed and Maven Central is reachable',
+    );
   });
   writeFileSync(argFile, `-cp "${readFileSync(cpFile, 'utf8').trim()}"\n`);
   return argFile;

@@ -17,7 +17,9 @@ const files = (ctx: StackContext) => ({
 export const logFile = (ctx: StackContext, name: string) => path.join(ctx.logs, `${name}.log`);
 
 function section(ctx: StackContext, name: string, p: Program, autostart = true): string {
-  const env = Object.entries(p.environment ?? {}).map(([k, v]) => `${k}="${v.replace(/"/g, '\\"').replace(/%/g, '%%')}"`);
+  const env = Object.entries(p.environment ?? {}).map(
+    ([k, v]) => `${k}="${v.replace(/"/g, '\\"').replace(/%/g, '%%')}"`,
+  );
   return [
     `[program:${name}]`,
     `command=${p.command.replace(/%/g, '%%')}`,
@@ -43,7 +45,11 @@ function section(ctx: StackContext, name: string, p: Program, autostart = true):
 }
 
 /** Stack services start with supervisord; the app's processes are in the same file but start on demand. */
-export function writeSupervisorConf(ctx: StackContext, programs: Record<string, Program>, onDemand: Record<string, Program> = {}): void {
+export function writeSupervisorConf(
+  ctx: StackContext,
+  programs: Record<string, Program>,
+  onDemand: Record<string, Program> = {},
+): void {
   const f = files(ctx);
   const head = [
     '[unix_http_server]',
@@ -97,16 +103,21 @@ export async function startSupervisor(ctx: StackContext, names: string[]): Promi
   });
 }
 
-export type ProcessState = 'RUNNING' | 'STARTING' | 'BACKOFF' | 'STOPPED' | 'EXITED' | 'FATAL' | 'STOPPING' | 'UNKNOWN' | 'ABSENT';
+export type ProcessState =
+  'RUNNING' | 'STARTING' | 'BACKOFF' | 'STOPPED' | 'EXITED' | 'FATAL' | 'STOPPING' | 'UNKNOWN' | 'ABSENT';
 
 /** Process states by program name (empty when supervisord is not running). */
-export async function processStates(ctx: StackContext): Promise<Map<string, { state: ProcessState; info: string }>> {
+export async function processStates(
+  ctx: StackContext,
+): Promise<Map<string, { state: ProcessState; info: string }>> {
   const states = new Map<string, { state: ProcessState; info: string }>();
   if (!(await supervisorRunning(ctx))) return states;
   // supervisorctl status exits non-zero when any program is not running; its output is still the table.
   const out = await supervisorctl(ctx, 'status').catch((err: Error) => err.message);
   for (const line of out.split('\n')) {
-    const m = /^\s*(\S+)\s+(RUNNING|STARTING|BACKOFF|STOPPED|EXITED|FATAL|STOPPING|UNKNOWN)\s*(.*)$/.exec(line);
+    const m = /^\s*(\S+)\s+(RUNNING|STARTING|BACKOFF|STOPPED|EXITED|FATAL|STOPPING|UNKNOWN)\s*(.*)$/.exec(
+      line,
+    );
     if (m) states.set(m[1] as string, { state: m[2] as ProcessState, info: (m[3] ?? '').trim() });
   }
   return states;
@@ -116,5 +127,6 @@ export async function shutdownSupervisor(ctx: StackContext): Promise<void> {
   if (!(await supervisorRunning(ctx))) return;
   await supervisorctl(ctx, 'shutdown');
   const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline && (await supervisorRunning(ctx))) await new Promise((r) => setTimeout(r, 300));
+  while (Date.now() < deadline && (await supervisorRunning(ctx)))
+    await new Promise((r) => setTimeout(r, 300));
 }

@@ -19,13 +19,24 @@ async function main(): Promise<void> {
   const suppressions = new SuppressionList(pool);
   await suppressions.start();
   const clickhouse = createClickHouse(cfg.clickhouse);
-  const sink = new PlayTickSink(createKafka(cfg.kafka, 'cadenza-sink'), clickhouse, suppressions, log, cfg.sink, registry);
+  const sink = new PlayTickSink(
+    createKafka(cfg.kafka, 'cadenza-sink'),
+    clickhouse,
+    suppressions,
+    log,
+    cfg.sink,
+    registry,
+  );
   const server = http.createServer((req, res) => {
     if (req.url === '/metrics') {
-      void registry.metrics().then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body));
+      void registry
+        .metrics()
+        .then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body));
       return;
     }
-    res.writeHead(req.url === '/healthz' ? 200 : 404, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    res
+      .writeHead(req.url === '/healthz' ? 200 : 404, { 'content-type': 'application/json' })
+      .end('{"status":"ok"}');
   });
   server.listen(cfg.sink.healthPort, '127.0.0.1');
   await sink.start();

@@ -26,13 +26,33 @@ async function copyPaged<R extends { id: string }>(
   }
 }
 
-const TrackRow = z.object({ id: z.string(), artist_id: z.string(), album_id: z.string(), duration_ms: z.number(), release_date: z.string() });
-const CampaignRow = z.object({ id: z.string(), campaign_type: z.string(), promoted_artist_id: z.string().nullable(), start_date: z.string(), end_date: z.string() });
+const TrackRow = z.object({
+  id: z.string(),
+  artist_id: z.string(),
+  album_id: z.string(),
+  duration_ms: z.number(),
+  release_date: z.string(),
+});
+const CampaignRow = z.object({
+  id: z.string(),
+  campaign_type: z.string(),
+  promoted_artist_id: z.string().nullable(),
+  start_date: z.string(),
+  end_date: z.string(),
+});
 const UserRow = z.object({ id: z.string(), signup_date: z.string(), country: z.string(), tier: z.string() });
 
-export async function refreshDimensions(pool: DatabasePool, ch: ClickHouseClient, version = Date.now()): Promise<{ tracks: number; campaigns: number; users: number }> {
+export async function refreshDimensions(
+  pool: DatabasePool,
+  ch: ClickHouseClient,
+  version = Date.now(),
+): Promise<{ tracks: number; campaigns: number; users: number }> {
   const insert = (table: string) => async (values: readonly Record<string, unknown>[]) => {
-    await ch.insert({ table, values: values.map(({ id: _id, ...rest }) => ({ ...rest, version })), format: 'JSONEachRow' });
+    await ch.insert({
+      table,
+      values: values.map(({ id: _id, ...rest }) => ({ ...rest, version })),
+      format: 'JSONEachRow',
+    });
   };
   const tracks = await copyPaged(
     pool,
@@ -51,7 +71,11 @@ export async function refreshDimensions(pool: DatabasePool, ch: ClickHouseClient
         FROM ad_campaigns WHERE campaign_id > ${after}::uuid ORDER BY campaign_id LIMIT ${PAGE}`),
     async (rows) =>
       insert('dim_campaigns')(
-        rows.map((r) => ({ ...r, campaign_id: r.id, promoted_artist_id: r.promoted_artist_id ?? '00000000-0000-0000-0000-000000000000' })),
+        rows.map((r) => ({
+          ...r,
+          campaign_id: r.id,
+          promoted_artist_id: r.promoted_artist_id ?? '00000000-0000-0000-0000-000000000000',
+        })),
       ),
   );
   const users = await copyPaged(

@@ -18,4 +18,3 @@ export async function pong(token: string, workMs = 0): Promise<PongResult> {
   }
   return { answeredBy: `${ctx.info.taskQueue}/${token.length}`, attempt: ctx.info.attempt };
 }
-

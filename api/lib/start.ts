@@ -1,4 +1,8 @@
-import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowStartOptions } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  type Client,
+  type WorkflowStartOptions,
+} from '@temporalio/client';
 import type { Workflow } from '@temporalio/common';
 import { ValidationError } from '../../lib/errors';
 import type { TaskQueue } from '../../lib/task-queues';
@@ -38,8 +42,16 @@ export async function startOnce<W extends Workflow>(
   opts: WorkflowStartOptions<W> & { taskQueue: TaskQueue },
 ): Promise<Started> {
   try {
-    const handle = await client.workflow.start(workflow, { ...opts, workflowIdReusePolicy: 'REJECT_DUPLICATE' });
-    return { workflowId: opts.workflowId, runId: handle.firstExecutionRunId, existing: false, statusUrl: statusUrl(opts.workflowId) };
+    const handle = await client.workflow.start(workflow, {
+      ...opts,
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    });
+    return {
+      workflowId: opts.workflowId,
+      runId: handle.firstExecutionRunId,
+      existing: false,
+      statusUrl: statusUrl(opts.workflowId),
+    };
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     const { runId } = await client.workflow.getHandle(opts.workflowId).describe();

@@ -21,7 +21,11 @@ export default fp(async (app) => {
   app.decorate('metrics', registry);
   app.addHook('onResponse', async (request, reply) => {
     latency.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status: String(reply.statusCode),
+      },
       reply.elapsedTime / 1000,
     );
   });

@@ -10,10 +10,20 @@ const Check = Type.Object({
 });
 
 /** /healthz: the process is alive. /readyz: Temporal and every store answer. Both public. */
-export const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: () => Promise<Health[]> }> = async (app, { readiness }) => {
+export const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: () => Promise<Health[]> }> = async (
+  app,
+  { readiness },
+) => {
   app.get(
     '/healthz',
-    { config: { public: true }, schema: { tags: ['health'], security: [], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } },
+    {
+      config: { public: true },
+      schema: {
+        tags: ['health'],
+        security: [],
+        response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+      },
+    },
     async () => ({ status: 'ok' as const }),
   );
   app.get(
@@ -23,7 +33,10 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: () => Promise<
       schema: {
         tags: ['health'],
         security: [],
-        response: { 200: Type.Object({ status: Type.String(), checks: Type.Array(Check) }), 503: Type.Object({ status: Type.String(), checks: Type.Array(Check) }) },
+        response: {
+          200: Type.Object({ status: Type.String(), checks: Type.Array(Check) }),
+          503: Type.Object({ status: Type.String(), checks: Type.Array(Check) }),
+        },
       },
     },
     async (_req, reply) => {

@@ -20,7 +20,9 @@ export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async
         body: Type.Object(
           {
             token: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9._:-]+$' }),
-            delay: Type.Optional(Type.String({ pattern: '^\\d{1,6} ?(ms|s|seconds|m|minutes|h|hours|d|days)$' })),
+            delay: Type.Optional(
+              Type.String({ pattern: '^\\d{1,6} ?(ms|s|seconds|m|minutes|h|hours|d|days)$' }),
+            ),
             workMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
           },
           { additionalProperties: false },
@@ -33,7 +35,13 @@ export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async
       const started = await startOnce<typeof ping>(temporal, 'ping', {
         workflowId: `ping-${key}`,
         taskQueue: 'maintenance',
-        args: [{ token: request.body.token, delay: request.body.delay as Duration | undefined, workMs: request.body.workMs }],
+        args: [
+          {
+            token: request.body.token,
+            delay: request.body.delay as Duration | undefined,
+            workMs: request.body.workMs,
+          },
+        ],
       });
       return reply.code(202).header('location', started.statusUrl).send(started);
     },

@@ -5,15 +5,28 @@ import { temporal } from '@temporalio/proto';
 import { NotFoundError } from '../../lib/errors';
 import { withProblems } from '../schemas';
 
-const STATUSES = ['Running', 'Completed', 'Failed', 'Canceled', 'Terminated', 'ContinuedAsNew', 'TimedOut'] as const;
+const STATUSES = [
+  'Running',
+  'Completed',
+  'Failed',
+  'Canceled',
+  'Terminated',
+  'ContinuedAsNew',
+  'TimedOut',
+] as const;
 const statusName = (code: number | null | undefined) =>
-  (temporal.api.enums.v1.WorkflowExecutionStatus[code ?? 0] ?? 'UNSPECIFIED').replace('WORKFLOW_EXECUTION_STATUS_', '');
+  (temporal.api.enums.v1.WorkflowExecutionStatus[code ?? 0] ?? 'UNSPECIFIED').replace(
+    'WORKFLOW_EXECUTION_STATUS_',
+    '',
+  );
 
 const Execution = Type.Object({
   workflowId: Type.String(),
   runId: Type.String(),
   type: Type.String(),
-  status: Type.String({ description: 'RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED, CONTINUED_AS_NEW or TIMED_OUT' }),
+  status: Type.String({
+    description: 'RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED, CONTINUED_AS_NEW or TIMED_OUT',
+  }),
   taskQueue: Type.Optional(Type.String()),
   startTime: Type.String({ format: 'date-time' }),
   closeTime: Type.Optional(Type.String({ format: 'date-time' })),
@@ -33,7 +46,10 @@ const WorkflowId = Type.Object({ id: Type.String({ minLength: 1, maxLength: 400 
 const toIso = (d: Date | undefined) => d?.toISOString();
 
 /** Generic run inspection for operators: describe, list (visibility), cancel. */
-export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async (app, { temporal: client }) => {
+export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async (
+  app,
+  { temporal: client },
+) => {
   const handleOf = (id: string) => client.workflow.getHandle(id);
   const notFound = (id: string) => (err: unknown) => {
     if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`No workflow with ID ${id}.`);
@@ -44,7 +60,12 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
     '/v1/workflows/:id',
     {
       config: { scopes: ['operator'] },
-      schema: { tags: ['workflows'], summary: 'Describe a workflow run', params: WorkflowId, response: withProblems({ 200: Detail }) },
+      schema: {
+        tags: ['workflows'],
+        summary: 'Describe a workflow run',
+        params: WorkflowId,
+        response: withProblems({ 200: Detail }),
+      },
     },
     async (request) => {
       const { id } = request.params;
@@ -66,7 +87,10 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
           .getHandle(id, d.runId)
           .result()
           .catch((err: Error) => {
-            out.failure = { message: err.message, cause: err.cause instanceof Error ? err.cause.message : undefined };
+            out.failure = {
+              message: err.message,
+              cause: err.cause instanceof Error ? err.cause.message : undefined,
+            };
           });
       }
       return out;
@@ -86,13 +110,17 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
           pageSize: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
           pageToken: Type.Optional(Type.String({ maxLength: 4096, pattern: '^[A-Za-z0-9_-]*$' })),
         }),
-        response: withProblems({ 200: Type.Object({ workflows: Type.Array(Execution), nextPageToken: Type.Optional(Type.String()) }) }),
+        response: withProblems({
+          200: Type.Object({ workflows: Type.Array(Execution), nextPageToken: Type.Optional(Type.String()) }),
+        }),
       },
     },
     async (request) => {
       const { type, status, pageSize, pageToken } = request.query;
       // Values are constrained by the schema's patterns and enum, so the visibility query cannot be escaped.
-      const clauses = [type && `WorkflowType = '${type}'`, status && `ExecutionStatus = '${status}'`].filter(Boolean);
+      const clauses = [type && `WorkflowType = '${type}'`, status && `ExecutionStatus = '${status}'`].filter(
+        Boolean,
+      );
       const res = await client.workflowService.listWorkflowExecutions({
         namespace: client.options.namespace,
         pageSize,
@@ -100,7 +128,9 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
         nextPageToken: pageToken ? Buffer.from(pageToken, 'base64url') : undefined,
       });
       const tsToIso = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
-        t?.seconds != null ? new Date(Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6)).toISOString() : undefined;
+        t?.seconds != null
+          ? new Date(Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6)).toISOString()
+          : undefined;
       return {
         workflows: res.executions.map((e) => ({
           workflowId: e.execution?.workflowId ?? '',
@@ -111,7 +141,9 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
           startTime: tsToIso(e.startTime) ?? '',
           closeTime: tsToIso(e.closeTime),
         })),
-        nextPageToken: res.nextPageToken?.length ? Buffer.from(res.nextPageToken).toString('base64url') : undefined,
+        nextPageToken: res.nextPageToken?.length
+          ? Buffer.from(res.nextPageToken).toString('base64url')
+          : undefined,
       };
     },
   );
@@ -124,7 +156,9 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
         tags: ['workflows'],
         summary: 'Request cancellation of a running workflow',
         params: WorkflowId,
-        response: withProblems({ 202: Type.Object({ workflowId: Type.String(), status: Type.Literal('cancel-requested') }) }),
+        response: withProblems({
+          202: Type.Object({ workflowId: Type.String(), status: Type.Literal('cancel-requested') }),
+        }),
       },
     },
     async (request, reply) => {

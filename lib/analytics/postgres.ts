@@ -48,12 +48,28 @@ export type RoyaltyLine = z.infer<typeof RoyaltyLine>;
 
 /** The plays rows as a relation PostgreSQL can join (unnest of parallel arrays). */
 const playsRelation = (rows: readonly PlaysRow[]) => sql.fragment`
-  unnest(${sql.array(rows.map((r) => r.artist_id), 'uuid')}, ${sql.array(rows.map((r) => r.track_id), 'uuid')},
-         ${sql.array(rows.map((r) => r.country), 'bpchar')}, ${sql.array(rows.map((r) => Number(r.plays)), 'int8')})
+  unnest(${sql.array(
+    rows.map((r) => r.artist_id),
+    'uuid',
+  )}, ${sql.array(
+    rows.map((r) => r.track_id),
+    'uuid',
+  )},
+         ${sql.array(
+           rows.map((r) => r.country),
+           'bpchar',
+         )}, ${sql.array(
+           rows.map((r) => Number(r.plays)),
+           'int8',
+         )})
     AS p(artist_id, track_id, country, plays)`;
 
 /** 5A: royalty per artist/track/country = plays × the rate in force on the first day of the month. */
-export async function royaltyLines(pool: DatabasePool, month: string, rows: readonly PlaysRow[]): Promise<readonly RoyaltyLine[]> {
+export async function royaltyLines(
+  pool: DatabasePool,
+  month: string,
+  rows: readonly PlaysRow[],
+): Promise<readonly RoyaltyLine[]> {
   if (!rows.length) return [];
   return pool.any(sql.type(RoyaltyLine)`
     SELECT p.artist_id::text AS artist_id, p.track_id::text AS track_id, p.country::text AS country, p.plays::int AS plays,
@@ -70,13 +86,24 @@ export async function royaltyLines(pool: DatabasePool, month: string, rows: read
     ORDER BY p.artist_id, p.track_id, p.country`);
 }
 
-const Divergence = z.object({ artist_id: z.string(), total_plays: z.number(), expected: z.string(), total_paid: z.string(), divergence: z.string() });
+const Divergence = z.object({
+  artist_id: z.string(),
+  total_plays: z.number(),
+  expected: z.string(),
+  total_paid: z.string(),
+  divergence: z.string(),
+});
 
 /**
  * 5B: artists whose approved payout for the month differs from plays × rate by more than `tolerance`
  * (relative) — and by more than half a cent, so rounding a payout to the cent is never a divergence.
  */
-export async function payoutDivergence(pool: DatabasePool, month: string, rows: readonly PlaysRow[], tolerance = '0.01') {
+export async function payoutDivergence(
+  pool: DatabasePool,
+  month: string,
+  rows: readonly PlaysRow[],
+  tolerance = '0.01',
+) {
   if (!rows.length) return [];
   return pool.any(sql.type(Divergence)`
     SELECT e.artist_id::text AS artist_id, e.total_plays::int AS total_plays, round(e.expected, 2)::text AS expected,

@@ -26,7 +26,8 @@ export async function createVerifier(auth: Config['auth']): Promise<Verifier> {
     } catch (err) {
       if (err instanceof UnauthorizedError) throw err;
       if (err instanceof errors.JWTExpired) throw new UnauthorizedError('The token has expired.');
-      if (err instanceof errors.JWTClaimValidationFailed) throw new UnauthorizedError(`The token's ${err.claim} claim is not accepted.`);
+      if (err instanceof errors.JWTClaimValidationFailed)
+        throw new UnauthorizedError(`The token's ${err.claim} claim is not accepted.`);
       throw new UnauthorizedError('The token could not be verified.');
     }
   };

@@ -3,7 +3,10 @@ import type { Config } from '../config';
 import { measureHealth, type Health } from './health';
 
 /** database: null connects without selecting one (for creating it). */
-export function createClickHouse(ch: Config['clickhouse'], database: string | null = ch.database): ClickHouseClient {
+export function createClickHouse(
+  ch: Config['clickhouse'],
+  database: string | null = ch.database,
+): ClickHouseClient {
   return createClient({
     url: ch.url,
     username: ch.user,

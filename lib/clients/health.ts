@@ -6,7 +6,11 @@ export interface Health {
   detail?: string;
 }
 
-export async function measureHealth(name: string, probe: () => Promise<unknown>, timeoutMs = 3000): Promise<Health> {
+export async function measureHealth(
+  name: string,
+  probe: () => Promise<unknown>,
+  timeoutMs = 3000,
+): Promise<Health> {
   const start = performance.now();
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -18,7 +22,12 @@ export async function measureHealth(name: string, probe: () => Promise<unknown>,
     ]);
     return { name, ok: true, latencyMs: Math.round(performance.now() - start) };
   } catch (err) {
-    return { name, ok: false, latencyMs: Math.round(performance.now() - start), detail: (err as Error).message };
+    return {
+      name,
+      ok: false,
+      latencyMs: Math.round(performance.now() - start),
+      detail: (err as Error).message,
+    };
   } finally {
     clearTimeout(timer);
   }

@@ -7,7 +7,10 @@ export function postgresUri(pg: Config['postgres']): string {
   return `postgresql://${auth}@${pg.host}:${pg.port}/${encodeURIComponent(pg.database)}`;
 }
 
-export async function createPostgresPool(pg: Config['postgres'], maximumPoolSize = 10): Promise<DatabasePool> {
+export async function createPostgresPool(
+  pg: Config['postgres'],
+  maximumPoolSize = 10,
+): Promise<DatabasePool> {
   return createPool(postgresUri(pg), { maximumPoolSize, connectionTimeout: 5000, statementTimeout: 60_000 });
 }
 

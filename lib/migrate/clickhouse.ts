@@ -24,7 +24,11 @@ export function clickHouseMigrations(): { version: string; checksum: string; sta
     .sort()
     .map((f) => {
       const text = readFileSync(path.join(CLICKHOUSE_DDL, f), 'utf8');
-      return { version: f.replace(/\.sql$/, ''), checksum: createHash('sha256').update(text).digest('hex'), statements: statementsOf(text) };
+      return {
+        version: f.replace(/\.sql$/, ''),
+        checksum: createHash('sha256').update(text).digest('hex'),
+        statements: statementsOf(text),
+      };
     });
 }
 
@@ -45,7 +49,9 @@ export async function migrateClickHouse(cfg: Config['clickhouse']): Promise<stri
       query: `CREATE TABLE IF NOT EXISTS schema_migrations (version String, checksum String, applied_at DateTime('UTC') DEFAULT now())
               ENGINE = MergeTree() ORDER BY version`,
     });
-    const rows = await (await client.query({ query: 'SELECT version, checksum FROM schema_migrations', format: 'JSONEachRow' })).json<{
+    const rows = await (
+      await client.query({ query: 'SELECT version, checksum FROM schema_migrations', format: 'JSONEachRow' })
+    ).json<{
       version: string;
       checksum: string;
     }>();
@@ -54,9 +60,16 @@ export async function migrateClickHouse(cfg: Config['clickhouse']): Promise<stri
     for (const m of clickHouseMigrations()) {
       const seen = applied.get(m.version);
       if (seen === m.checksum) continue;
-      if (seen) throw new Error(`ClickHouse migration ${m.version} changed after it was applied; add a new file instead`);
+      if (seen)
+        throw new Error(
+          `ClickHouse migration ${m.version} changed after it was applied; add a new file instead`,
+        );
       for (const statement of m.statements) await client.command({ query: statement });
-      await client.insert({ table: 'schema_migrations', values: [{ version: m.version, checksum: m.checksum }], format: 'JSONEachRow' });
+      await client.insert({
+        table: 'schema_migrations',
+        values: [{ version: m.version, checksum: m.checksum }],
+        format: 'JSONEachRow',
+      });
       done.push(m.version);
     }
     return done;

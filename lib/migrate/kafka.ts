@@ -17,13 +17,18 @@ export async function migrateKafka(kafka: Kafka): Promise<string[]> {
     if (missing.length) {
       await admin.createTopics({
         waitForLeaders: true,
-        topics: missing.map((t) => ({ ...t, replicationFactor: 1, configEntries: [{ name: 'retention.ms', value: String(7 * 24 * 3600 * 1000) }] })),
+        topics: missing.map((t) => ({
+          ...t,
+          replicationFactor: 1,
+          configEntries: [{ name: 'retention.ms', value: String(7 * 24 * 3600 * 1000) }],
+        })),
       });
     }
     const meta = await admin.fetchTopicMetadata({ topics: wanted.map((t) => t.topic) });
     for (const t of wanted) {
       const have = meta.topics.find((m) => m.name === t.topic)?.partitions.length ?? 0;
-      if (have < t.numPartitions) await admin.createPartitions({ topicPartitions: [{ topic: t.topic, count: t.numPartitions }] });
+      if (have < t.numPartitions)
+        await admin.createPartitions({ topicPartitions: [{ topic: t.topic, count: t.numPartitions }] });
     }
     return missing.map((t) => t.topic);
   } finally {

@@ -17,7 +17,9 @@ interface MappingFile {
 }
 
 export function searchMapping(version = 1): MappingFile {
-  return JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'sql', 'opensearch', `v${version}.json`), 'utf8')) as MappingFile;
+  return JSON.parse(
+    readFileSync(path.join(__dirname, '..', '..', 'sql', 'opensearch', `v${version}.json`), 'utf8'),
+  ) as MappingFile;
 }
 
 export const versionedIndex = (name: SearchIndex, version: number) => `${name}-v${version}`;

@@ -9,7 +9,10 @@ export const POSTGRES_MIGRATIONS = path.join(__dirname, '..', '..', 'sql', 'post
  * Applies the ordered plain-SQL migrations in sql/postgres with node-pg-migrate (each in its own
  * transaction, under an advisory lock so two runners never interleave). Returns the names applied.
  */
-export async function migratePostgres(pg: Config['postgres'], log: (msg: string) => void = () => undefined): Promise<string[]> {
+export async function migratePostgres(
+  pg: Config['postgres'],
+  log: (msg: string) => void = () => undefined,
+): Promise<string[]> {
   const applied = await runner({
     databaseUrl: postgresUri(pg),
     dir: POSTGRES_MIGRATIONS,

@@ -17,76 +17,197 @@ export async function insertRows<R extends Record<string, unknown>>(
   onBatch: (n: number) => void = () => undefined,
   batchSize = 5000,
 ): Promise<void> {
-  const names = sql.join(columns.map(([n]) => sql.identifier([n])), sql.fragment`, `);
+  const names = sql.join(
+    columns.map(([n]) => sql.identifier([n])),
+    sql.fragment`, `,
+  );
   for (let i = 0; i < rows.length; i += batchSize) {
     const batch = rows.slice(i, i + batchSize);
     const tuples = batch.map((row) => columns.map(([n]) => row[n] as never));
     await pool.query(sql.unsafe`
       INSERT INTO ${sql.identifier([table])} (${names})
-      SELECT * FROM ${sql.unnest(tuples, columns.map(([, t]) => t))}
+      SELECT * FROM ${sql.unnest(
+        tuples,
+        columns.map(([, t]) => t),
+      )}
       ON CONFLICT DO NOTHING`);
     onBatch(batch.length);
   }
 }
 
 /** The PostgreSQL side of a dataset, in foreign-key order. */
-export const POSTGRES_TABLES: { table: string; rows: (d: Dataset) => Record<string, unknown>[]; columns: Column[] }[] = [
-  { table: 'artists', rows: (d) => d.artists, columns: [['artist_id', 'uuid'], ['name', 'text'], ['country', 'bpchar'], ['created_at', 'timestamptz']] },
-  { table: 'albums', rows: (d) => d.albums, columns: [['album_id', 'uuid'], ['artist_id', 'uuid'], ['title', 'text'], ['upc', 'text'], ['release_date', 'date']] },
+export const POSTGRES_TABLES: {
+  table: string;
+  rows: (d: Dataset) => Record<string, unknown>[];
+  columns: Column[];
+}[] = [
+  {
+    table: 'artists',
+    rows: (d) => d.artists,
+    columns: [
+      ['artist_id', 'uuid'],
+      ['name', 'text'],
+      ['country', 'bpchar'],
+      ['created_at', 'timestamptz'],
+    ],
+  },
+  {
+    table: 'albums',
+    rows: (d) => d.albums,
+    columns: [
+      ['album_id', 'uuid'],
+      ['artist_id', 'uuid'],
+      ['title', 'text'],
+      ['upc', 'text'],
+      ['release_date', 'date'],
+    ],
+  },
   {
     table: 'tracks',
     rows: (d) => d.tracks,
     columns: [
-      ['track_id', 'uuid'], ['album_id', 'uuid'], ['artist_id', 'uuid'], ['title', 'text'], ['isrc', 'text'], ['duration_ms', 'int4'],
-      ['explicit', 'bool'], ['track_number', 'int2'], ['checksum_sha256', 'text'], ['status', 'text'], ['release_date', 'date'], ['audio_object_key', 'text'],
+      ['track_id', 'uuid'],
+      ['album_id', 'uuid'],
+      ['artist_id', 'uuid'],
+      ['title', 'text'],
+      ['isrc', 'text'],
+      ['duration_ms', 'int4'],
+      ['explicit', 'bool'],
+      ['track_number', 'int2'],
+      ['checksum_sha256', 'text'],
+      ['status', 'text'],
+      ['release_date', 'date'],
+      ['audio_object_key', 'text'],
     ],
   },
   {
     table: 'users',
     rows: (d) => d.users,
-    columns: [['user_id', 'uuid'], ['email', 'text'], ['display_name', 'text'], ['country', 'bpchar'], ['tier', 'text'], ['created_at', 'timestamptz']],
+    columns: [
+      ['user_id', 'uuid'],
+      ['email', 'text'],
+      ['display_name', 'text'],
+      ['country', 'bpchar'],
+      ['tier', 'text'],
+      ['created_at', 'timestamptz'],
+    ],
   },
   {
     table: 'payment_methods',
     rows: (d) => d.paymentMethods,
     columns: [
-      ['payment_method_id', 'uuid'], ['user_id', 'uuid'], ['provider', 'text'], ['provider_token', 'text'], ['brand', 'text'], ['last4', 'bpchar'],
-      ['exp_month', 'int2'], ['exp_year', 'int2'],
+      ['payment_method_id', 'uuid'],
+      ['user_id', 'uuid'],
+      ['provider', 'text'],
+      ['provider_token', 'text'],
+      ['brand', 'text'],
+      ['last4', 'bpchar'],
+      ['exp_month', 'int2'],
+      ['exp_year', 'int2'],
     ],
   },
   {
     table: 'subscriptions',
     rows: (d) => d.subscriptions,
     columns: [
-      ['subscription_id', 'uuid'], ['user_id', 'uuid'], ['plan', 'text'], ['status', 'text'], ['country', 'bpchar'], ['currency', 'bpchar'],
-      ['price', 'numeric'], ['current_period_start', 'timestamptz'], ['current_period_end', 'timestamptz'],
+      ['subscription_id', 'uuid'],
+      ['user_id', 'uuid'],
+      ['plan', 'text'],
+      ['status', 'text'],
+      ['country', 'bpchar'],
+      ['currency', 'bpchar'],
+      ['price', 'numeric'],
+      ['current_period_start', 'timestamptz'],
+      ['current_period_end', 'timestamptz'],
     ],
   },
   {
     table: 'royalty_rates',
     rows: (d) => d.royaltyRates,
-    columns: [['artist_id', 'uuid'], ['country', 'bpchar'], ['rate_per_play', 'numeric'], ['currency', 'bpchar'], ['rate_version', 'int4'], ['effective_from', 'date']],
+    columns: [
+      ['artist_id', 'uuid'],
+      ['country', 'bpchar'],
+      ['rate_per_play', 'numeric'],
+      ['currency', 'bpchar'],
+      ['rate_version', 'int4'],
+      ['effective_from', 'date'],
+    ],
   },
-  { table: 'playlists', rows: (d) => d.playlists, columns: [['playlist_id', 'uuid'], ['owner_id', 'uuid'], ['title', 'text'], ['collaborative', 'bool']] },
-  { table: 'playlist_tracks', rows: (d) => d.playlistTracks, columns: [['playlist_id', 'uuid'], ['position', 'int4'], ['track_id', 'uuid']] },
-  { table: 'user_follows', rows: (d) => d.follows, columns: [['follower_id', 'uuid'], ['followee_id', 'uuid']] },
-  { table: 'advertisers', rows: (d) => d.advertisers, columns: [['advertiser_id', 'uuid'], ['name', 'text'], ['country', 'bpchar']] },
+  {
+    table: 'playlists',
+    rows: (d) => d.playlists,
+    columns: [
+      ['playlist_id', 'uuid'],
+      ['owner_id', 'uuid'],
+      ['title', 'text'],
+      ['collaborative', 'bool'],
+    ],
+  },
+  {
+    table: 'playlist_tracks',
+    rows: (d) => d.playlistTracks,
+    columns: [
+      ['playlist_id', 'uuid'],
+      ['position', 'int4'],
+      ['track_id', 'uuid'],
+    ],
+  },
+  {
+    table: 'user_follows',
+    rows: (d) => d.follows,
+    columns: [
+      ['follower_id', 'uuid'],
+      ['followee_id', 'uuid'],
+    ],
+  },
+  {
+    table: 'advertisers',
+    rows: (d) => d.advertisers,
+    columns: [
+      ['advertiser_id', 'uuid'],
+      ['name', 'text'],
+      ['country', 'bpchar'],
+    ],
+  },
   {
     table: 'ad_campaigns',
     rows: (d) => d.campaigns,
     columns: [
-      ['campaign_id', 'uuid'], ['advertiser_id', 'uuid'], ['name', 'text'], ['campaign_type', 'text'], ['promoted_artist_id', 'uuid'],
-      ['start_date', 'date'], ['end_date', 'date'], ['cpm', 'numeric'], ['budget', 'numeric'], ['currency', 'bpchar'],
+      ['campaign_id', 'uuid'],
+      ['advertiser_id', 'uuid'],
+      ['name', 'text'],
+      ['campaign_type', 'text'],
+      ['promoted_artist_id', 'uuid'],
+      ['start_date', 'date'],
+      ['end_date', 'date'],
+      ['cpm', 'numeric'],
+      ['budget', 'numeric'],
+      ['currency', 'bpchar'],
     ],
   },
   {
     table: 'session_logs',
     rows: (d) => d.sessions,
-    columns: [['session_id', 'uuid'], ['started_at', 'timestamptz'], ['user_id', 'uuid'], ['ip_country', 'bpchar'], ['device_id', 'text']],
+    columns: [
+      ['session_id', 'uuid'],
+      ['started_at', 'timestamptz'],
+      ['user_id', 'uuid'],
+      ['ip_country', 'bpchar'],
+      ['device_id', 'text'],
+    ],
   },
 ];
 
-export const TICK_COLUMNS: [string, ...string[]] = ['event_id', 'play_id', 'user_id', 'track_id', 'country', 'device_id', 'position_ms', 'event_time'];
+export const TICK_COLUMNS: [string, ...string[]] = [
+  'event_id',
+  'play_id',
+  'user_id',
+  'track_id',
+  'country',
+  'device_id',
+  'position_ms',
+  'event_time',
+];
 
 /** ClickHouse's DateTime text form: 'YYYY-MM-DD hh:mm:ss' in UTC. */
 export const chDateTime = (isoTime: string) => isoTime.slice(0, 19).replace('T', ' ');
@@ -133,14 +254,24 @@ export async function loadTicksToClickHouse(
       { objectMode: false },
     );
     if (done && inChunk === 0) break;
-    await client.insert({ table: 'play_ticks', values: chunk, format: 'TabSeparated', columns: TICK_COLUMNS });
+    await client.insert({
+      table: 'play_ticks',
+      values: chunk,
+      format: 'TabSeparated',
+      columns: TICK_COLUMNS,
+    });
     total += inChunk;
   }
   return total;
 }
 
 /** Produces ticks to Kafka like production traffic: JSON, keyed by play_id, acknowledged by all replicas. */
-export async function produceTicks(producer: Producer, ticks: Iterable<Tick>, onRows: (n: number) => void, batch = 2000): Promise<number> {
+export async function produceTicks(
+  producer: Producer,
+  ticks: Iterable<Tick>,
+  onRows: (n: number) => void,
+  batch = 2000,
+): Promise<number> {
   let messages: { key: string; value: string }[] = [];
   let total = 0;
   const flush = async () => {
@@ -161,7 +292,9 @@ export async function produceTicks(producer: Producer, ticks: Iterable<Tick>, on
 /** The seeded month's approved settlement (one run, its payouts); idempotent by (month, policy 'seed'). */
 export async function insertSeedSettlement(pool: DatabasePool, s: SeedSettlement, now: Date): Promise<void> {
   await pool.transaction(async (tx) => {
-    const existing = await tx.maybeOneFirst(sql.unsafe`SELECT run_id FROM settlement_runs WHERE month = ${s.month}::date AND policy_version = 'seed'`);
+    const existing = await tx.maybeOneFirst(
+      sql.unsafe`SELECT run_id FROM settlement_runs WHERE month = ${s.month}::date AND policy_version = 'seed'`,
+    );
     if (existing) return;
     const total = s.payouts.reduce((sum, p) => sum + BigInt(p.amount.replace('.', '')), 0n);
     const runId = await tx.oneFirst(sql.unsafe`
@@ -172,7 +305,13 @@ export async function insertSeedSettlement(pool: DatabasePool, s: SeedSettlement
     await insertRows(
       tx as unknown as DatabasePool,
       'artist_payouts',
-      [['run_id', 'uuid'], ['artist_id', 'uuid'], ['currency', 'bpchar'], ['plays', 'int8'], ['amount', 'numeric']],
+      [
+        ['run_id', 'uuid'],
+        ['artist_id', 'uuid'],
+        ['currency', 'bpchar'],
+        ['plays', 'int8'],
+        ['amount', 'numeric'],
+      ],
       s.payouts.map((p) => ({ ...p, run_id: runId })),
     );
   });

@@ -6,7 +6,13 @@ import { createKafka } from '../clients/kafka';
 import { createPostgresPool } from '../clients/postgres';
 import type { Config } from '../config';
 import { generateDataset, generateTicks, type Dataset, type SeedOptions } from './generate';
-import { insertRows, insertSeedSettlement, loadTicksToClickHouse, POSTGRES_TABLES, produceTicks } from './load';
+import {
+  insertRows,
+  insertSeedSettlement,
+  loadTicksToClickHouse,
+  POSTGRES_TABLES,
+  produceTicks,
+} from './load';
 import { SettlementAccumulator, tap, type SeedSettlement } from './settlement';
 
 export interface RunSeedOptions extends SeedOptions {
@@ -29,11 +35,18 @@ export async function runSeed(cfg: Config, opts: RunSeedOptions): Promise<SeedRe
   const pool = await createPostgresPool(cfg.postgres, 4);
   const clickhouse = createClickHouse(cfg.clickhouse);
   const bars = new MultiBar(
-    { format: ' {name} |{bar}| {value}/{total} {rate}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 60_000 },
+    {
+      format: ' {name} |{bar}| {value}/{total} {rate}',
+      hideCursor: true,
+      noTTYOutput: true,
+      notTTYSchedule: 60_000,
+    },
     Presets.shades_classic,
   );
   const bar = (name: string, total: number) =>
-    opts.progress ? bars.create(total, 0, { name: name.padEnd(18), rate: '' }) : { increment: (_n?: number, _p?: object) => undefined };
+    opts.progress
+      ? bars.create(total, 0, { name: name.padEnd(18), rate: '' })
+      : { increment: (_n?: number, _p?: object) => undefined };
   try {
     if (opts.ifEmpty && (await pool.oneFirst(sql.unsafe`SELECT count(*)::int FROM users`)) > 0) {
       return { skipped: true, ticks: 0, seconds: 0, tickRowsPerSecond: 0 };
@@ -53,11 +66,16 @@ export async function runSeed(cfg: Config, opts: RunSeedOptions): Promise<SeedRe
     let loaded = 0;
     const onRows = (n: number) => {
       loaded += n;
-      tickBar.increment(0, { rate: `${loaded} rows, ${Math.round(loaded / Math.max(0.001, (Date.now() - tickStart) / 1000))} rows/s` });
+      tickBar.increment(0, {
+        rate: `${loaded} rows, ${Math.round(loaded / Math.max(0.001, (Date.now() - tickStart) / 1000))} rows/s`,
+      });
     };
     let sent: number;
     if (opts.via === 'kafka') {
-      const producer = createKafka(cfg.kafka, 'cadenza-seed').producer({ idempotent: true, maxInFlightRequests: 1 });
+      const producer = createKafka(cfg.kafka, 'cadenza-seed').producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+      });
       await producer.connect();
       try {
         sent = await produceTicks(producer, ticks(), onRows);
@@ -70,7 +88,14 @@ export async function runSeed(cfg: Config, opts: RunSeedOptions): Promise<SeedRe
     const tickSeconds = (Date.now() - tickStart) / 1000;
     const settled = settlement.settle(data, opts.now);
     await insertSeedSettlement(pool, settled, opts.now);
-    return { skipped: false, data, settlement: settled, ticks: sent, seconds: (Date.now() - started) / 1000, tickRowsPerSecond: sent / Math.max(tickSeconds, 0.001) };
+    return {
+      skipped: false,
+      data,
+      settlement: settled,
+      ticks: sent,
+      seconds: (Date.now() - started) / 1000,
+      tickRowsPerSecond: sent / Math.max(tickSeconds, 0.001),
+    };
   } finally {
     bars.stop();
     await Promise.allSettled([pool.end(), clickhouse.close()]);

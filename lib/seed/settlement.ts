@@ -19,7 +19,10 @@ export interface SeedSettlement {
 const ROYALTY_MIN_TICKS = 6;
 
 export class SettlementAccumulator {
-  private readonly playsById = new Map<string, { track: string; country: string; first: number; ticks: number }>();
+  private readonly playsById = new Map<
+    string,
+    { track: string; country: string; first: number; ticks: number }
+  >();
   observe(t: Tick): void {
     const at = Date.parse(t.event_time);
     const p = this.playsById.get(t.play_id);
@@ -41,7 +44,9 @@ export class SettlementAccumulator {
       const key = `${artistOf.get(p.track)}|${p.track}|${p.country}`;
       plays.set(key, (plays.get(key) ?? 0) + 1);
     }
-    const rate = new Map(data.royaltyRates.map((r) => [`${r.artist_id}|${r.country}`, BigInt(r.rate_per_play.replace('.', ''))]));
+    const rate = new Map(
+      data.royaltyRates.map((r) => [`${r.artist_id}|${r.country}`, BigInt(r.rate_per_play.replace('.', ''))]),
+    );
     const perArtist = new Map<string, { micros: bigint; plays: number }>();
     for (const [key, n] of plays) {
       const [artist, , country] = key.split('|') as [string, string, string];
@@ -61,7 +66,12 @@ export class SettlementAccumulator {
           cents = (cents * BigInt(110 + (eligible % 11))) / 100n;
           perturbedArtistIds.push(artist_id);
         }
-        return { artist_id, currency: 'USD', plays: a.plays, amount: `${cents / 100n}.${String(cents % 100n).padStart(2, '0')}` };
+        return {
+          artist_id,
+          currency: 'USD',
+          plays: a.plays,
+          amount: `${cents / 100n}.${String(cents % 100n).padStart(2, '0')}`,
+        };
       });
     return { month: from.toISOString().slice(0, 10), from, to, plays, payouts, perturbedArtistIds };
   }

@@ -62,7 +62,8 @@ export const clickhouse: ServiceDef = {
   ports: (ctx) => [ctx.config.clickhouse.httpPort, ctx.config.clickhouse.tcpPort],
   async prepare(ctx) {
     const dir = path.join(ctx.data, 'clickhouse');
-    for (const sub of ['tmp', 'user_files', 'format_schemas']) mkdirSync(path.join(dir, sub), { recursive: true });
+    for (const sub of ['tmp', 'user_files', 'format_schemas'])
+      mkdirSync(path.join(dir, sub), { recursive: true });
     writeFileSync(path.join(dir, 'config.xml'), configXml(ctx, dir));
     writeFileSync(path.join(dir, 'users.xml'), usersXml(ctx));
   },

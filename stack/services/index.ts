@@ -9,6 +9,15 @@ import { temporalTestServer } from './temporal-test-server';
 import type { ServiceDef } from './types';
 
 /** The native stack of DESIGN §3, in start order. */
-export const services: ServiceDef[] = [postgres, clickhouse, minio, temporal, kafka, opensearch, temporalTestServer, ffmpeg];
+export const services: ServiceDef[] = [
+  postgres,
+  clickhouse,
+  minio,
+  temporal,
+  kafka,
+  opensearch,
+  temporalTestServer,
+  ffmpeg,
+];
 
 export type { ServiceDef } from './types';

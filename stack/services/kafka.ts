@@ -8,7 +8,8 @@ import type { ServiceDef } from './types';
 /** Kafka 4.x from Maven Central, one combined broker+controller node in KRaft mode. */
 
 const dir = (ctx: StackContext) => path.join(ctx.data, 'kafka');
-const JVM = '-Xms128m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true';
+const JVM =
+  '-Xms128m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true';
 const LOG_CONFIG = path.join(__dirname, '..', 'jvm', 'kafka', 'log4j2.xml');
 /** A fixed cluster id (base64 of 16 bytes): the state folder holds one cluster, and reset makes a new folder. */
 const CLUSTER_ID = 'q1Sh-9_ISia_zwGINzRvyQ';
@@ -45,7 +46,6 @@ function serverProperties(ctx: StackContext): string {
   ].join('\n');
 }
 
-
 export const kafka: ServiceDef = {
   name: 'kafka',
   async provision(ctx) {
@@ -79,7 +79,12 @@ export const kafka: ServiceDef = {
     };
   },
   async ready(ctx) {
-    const admin = new Kafka({ brokers: ctx.config.kafka.brokers, logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 1000 }).admin();
+    const admin = new Kafka({
+      brokers: ctx.config.kafka.brokers,
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 0 },
+      connectionTimeout: 1000,
+    }).admin();
     await admin.connect();
     try {
       await admin.describeCluster();
@@ -89,4 +94,3 @@ export const kafka: ServiceDef = {
   },
   readyTimeoutMs: 90_000,
 };
-

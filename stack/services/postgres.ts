@@ -29,7 +29,11 @@ async function chownToPostgres(dir: string): Promise<void> {
 function psql(ctx: StackContext, database: string, sqlText: string): Promise<string> {
   const { socket } = dirs(ctx);
   const port = String(ctx.config.postgres.port);
-  return asPostgres(`${PG_BIN}/psql`, ['-v', 'ON_ERROR_STOP=1', '-qAt', '-h', socket, '-p', port, '-U', 'postgres', '-d', database], sqlText);
+  return asPostgres(
+    `${PG_BIN}/psql`,
+    ['-v', 'ON_ERROR_STOP=1', '-qAt', '-h', socket, '-p', port, '-U', 'postgres', '-d', database],
+    sqlText,
+  );
 }
 
 const quoteLiteral = (s: string) => `'${s.replace(/'/g, "''")}'`;
@@ -46,10 +50,25 @@ export const postgres: ServiceDef = {
     if (exists(path.join(data, 'PG_VERSION'))) return;
     mkdirSync(data, { recursive: true });
     await chownToPostgres(data);
-    await asPostgres(`${PG_BIN}/initdb`, ['-D', data, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '--encoding=UTF8', '--locale=C.UTF-8']);
+    await asPostgres(`${PG_BIN}/initdb`, [
+      '-D',
+      data,
+      '-U',
+      'postgres',
+      '--auth-local=trust',
+      '--auth-host=scram-sha-256',
+      '--encoding=UTF8',
+      '--locale=C.UTF-8',
+    ]);
     writeFileSync(
       path.join(data, 'postgresql.auto.conf'),
-      ['shared_buffers = 256MB', 'max_connections = 200', "timezone = 'UTC'", 'log_min_messages = warning', ''].join('\n'),
+      [
+        'shared_buffers = 256MB',
+        'max_connections = 200',
+        "timezone = 'UTC'",
+        'log_min_messages = warning',
+        '',
+      ].join('\n'),
     );
     await chownToPostgres(path.join(data, 'postgresql.auto.conf'));
   },
@@ -82,7 +101,10 @@ export const postgres: ServiceDef = {
          END IF;
        END $$;`,
     );
-    const exists = async (db: string) => (await psql(ctx, 'postgres', `SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(db)}`)).trim() === '1';
+    const exists = async (db: string) =>
+      (
+        await psql(ctx, 'postgres', `SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(db)}`)
+      ).trim() === '1';
     if (!(await exists(TEMPLATE))) {
       await psql(ctx, 'postgres', `CREATE DATABASE ${quoteIdent(TEMPLATE)} OWNER ${quoteIdent(user)}`);
       await psql(
@@ -97,7 +119,11 @@ export const postgres: ServiceDef = {
       await psql(ctx, 'postgres', `ALTER DATABASE ${quoteIdent(TEMPLATE)} WITH IS_TEMPLATE true`);
     }
     if (!(await exists(database))) {
-      await psql(ctx, 'postgres', `CREATE DATABASE ${quoteIdent(database)} TEMPLATE ${quoteIdent(TEMPLATE)} OWNER ${quoteIdent(user)}`);
+      await psql(
+        ctx,
+        'postgres',
+        `CREATE DATABASE ${quoteIdent(database)} TEMPLATE ${quoteIdent(TEMPLATE)} OWNER ${quoteIdent(user)}`,
+      );
     }
   },
 };

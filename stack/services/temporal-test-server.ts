@@ -27,7 +27,10 @@ export const temporalTestServer: ServiceDef = {
   name: 'temporal-test-server',
   async provision(ctx) {
     await mavenClasspath(ctx, 'temporal-test-server', 'temporal-test-server');
-    const classpath = readFileSync(path.join(ctx.cache, 'jvm', 'temporal-test-server.classpath'), 'utf8').trim();
+    const classpath = readFileSync(
+      path.join(ctx.cache, 'jvm', 'temporal-test-server.classpath'),
+      'utf8',
+    ).trim();
     const jar = await buildLoopbackJar(ctx, classpath);
     const launcher = testServerLauncher(ctx);
     // exec: the SDK stops the server by killing the process it started, which must be the JVM itself.
@@ -35,7 +38,7 @@ export const temporalTestServer: ServiceDef = {
       launcher,
       [
         '#!/bin/sh',
-        '# Written by npm run stack: starts Temporal\'s time-skipping test server on 127.0.0.1:<port>.',
+        "# Written by npm run stack: starts Temporal's time-skipping test server on 127.0.0.1:<port>.",
         `exec java -Xms32m -Xmx256m -Xss512k -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "${jar}:${classpath}" LoopbackTestServer "$@"`,
         '',
       ].join('\n'),

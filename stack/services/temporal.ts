@@ -9,13 +9,14 @@ import type { ServiceDef } from './types';
 export const TEMPORAL_CLI = { module: 'github.com/temporalio/cli/cmd/temporal', version: 'v1.5.1' };
 
 /** Search attributes that make Cadenza's runs findable in the Web UI (DESIGN §2). */
-export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'Int' | 'Datetime' | 'Text' | 'Bool' | 'Double'> = {
-  CadenzaUserId: 'Keyword',
-  CadenzaMonth: 'Keyword',
-  CadenzaTrackId: 'Keyword',
-  CadenzaSubscriptionId: 'Keyword',
-  CadenzaRequestId: 'Keyword',
-};
+export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'Int' | 'Datetime' | 'Text' | 'Bool' | 'Double'> =
+  {
+    CadenzaUserId: 'Keyword',
+    CadenzaMonth: 'Keyword',
+    CadenzaTrackId: 'Keyword',
+    CadenzaSubscriptionId: 'Keyword',
+    CadenzaRequestId: 'Keyword',
+  };
 
 const cli = (ctx: StackContext) => path.join(ctx.cacheBin, 'temporal');
 
@@ -45,7 +46,13 @@ export const temporal: ServiceDef = {
     };
   },
   async ready(ctx) {
-    await run('temporal', cli(ctx), ['operator', 'cluster', 'health', '--address', ctx.config.temporal.address]);
+    await run('temporal', cli(ctx), [
+      'operator',
+      'cluster',
+      'health',
+      '--address',
+      ctx.config.temporal.address,
+    ]);
     await httpProbe(ctx.config.temporal.uiUrl);
   },
   readyTimeoutMs: 60_000,

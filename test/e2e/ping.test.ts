@@ -57,22 +57,37 @@ describe('ping end to end', () => {
     });
     expect(res.statusCode).toBe(202);
     const started = res.json();
-    expect(started).toMatchObject({ workflowId: `ping-${key}`, existing: false, statusUrl: `/v1/workflows/ping-${key}` });
+    expect(started).toMatchObject({
+      workflowId: `ping-${key}`,
+      existing: false,
+      statusUrl: `/v1/workflows/ping-${key}`,
+    });
     expect(res.headers.location).toBe(started.statusUrl);
 
     const done = await waitForStatus(started.workflowId, 'COMPLETED');
     expect(done).toMatchObject({ type: 'ping', taskQueue: 'maintenance', runId: started.runId });
     expect(done.result).toEqual({ token: 'hello', answeredBy: 'maintenance/5', activityAttempt: 1 });
 
-    const list = await app.inject({ method: 'GET', url: '/v1/workflows?type=ping&status=Completed&pageSize=200', headers: bearer(token) });
+    const list = await app.inject({
+      method: 'GET',
+      url: '/v1/workflows?type=ping&status=Completed&pageSize=200',
+      headers: bearer(token),
+    });
     expect(list.statusCode).toBe(200);
-    expect(list.json().workflows.map((w: { workflowId: string }) => w.workflowId)).toContain(started.workflowId);
+    expect(list.json().workflows.map((w: { workflowId: string }) => w.workflowId)).toContain(
+      started.workflowId,
+    );
   }, 60_000);
 
   it('answers a repeated Idempotency-Key with the existing run instead of starting another', async () => {
     const key = `e2e-${randomUUID()}`;
     const send = () =>
-      app.inject({ method: 'POST', url: '/v1/ping', headers: { ...bearer(token), 'idempotency-key': key }, payload: { token: 'once' } });
+      app.inject({
+        method: 'POST',
+        url: '/v1/ping',
+        headers: { ...bearer(token), 'idempotency-key': key },
+        payload: { token: 'once' },
+      });
     const first = (await send()).json();
     const second = await send();
     expect(second.statusCode).toBe(202);
@@ -85,15 +100,28 @@ describe('ping end to end', () => {
   it('cancels a running workflow on request and reports it canceled', async () => {
     const key = `e2e-${randomUUID()}`;
     const started = (
-      await app.inject({ method: 'POST', url: '/v1/ping', headers: { ...bearer(token), 'idempotency-key': key }, payload: { token: 'slow', delay: '1 hours' } })
+      await app.inject({
+        method: 'POST',
+        url: '/v1/ping',
+        headers: { ...bearer(token), 'idempotency-key': key },
+        payload: { token: 'slow', delay: '1 hours' },
+      })
     ).json();
-    const cancel = await app.inject({ method: 'POST', url: `/v1/workflows/${started.workflowId}/cancel`, headers: bearer(token) });
+    const cancel = await app.inject({
+      method: 'POST',
+      url: `/v1/workflows/${started.workflowId}/cancel`,
+      headers: bearer(token),
+    });
     expect(cancel.statusCode).toBe(202);
     await waitForStatus(started.workflowId, 'CANCELLED');
   }, 60_000);
 
   it('answers 404 problem+json for an unknown workflow', async () => {
-    const res = await app.inject({ method: 'GET', url: `/v1/workflows/nope-${randomUUID()}`, headers: bearer(token) });
+    const res = await app.inject({
+      method: 'GET',
+      url: `/v1/workflows/nope-${randomUUID()}`,
+      headers: bearer(token),
+    });
     expect(res.statusCode).toBe(404);
     expect(res.json().type).toBe('urn:cadenza:problem:not-found');
   });

@@ -50,7 +50,9 @@ describe('worker graceful shutdown', () => {
   it('lets the in-flight activity finish on SIGTERM, then another worker completes the run', async () => {
     const proc = startWorkerProcess();
     const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-    await until('worker health', async () => ((await fetch('http://127.0.0.1:3911/healthz')).ok ? true : undefined));
+    await until('worker health', async () =>
+      (await fetch('http://127.0.0.1:3911/healthz')).ok ? true : undefined,
+    );
 
     const handle = await client.workflow.start(ping, {
       taskQueue: 'maintenance',
@@ -59,7 +61,9 @@ describe('worker graceful shutdown', () => {
     });
     await until('the activity to start', async () => {
       const d = await handle.describe();
-      return d.raw.pendingActivities?.some((a) => Number(a.attempt) === 1 && a.lastStartedTime) ? true : undefined;
+      return d.raw.pendingActivities?.some((a) => Number(a.attempt) === 1 && a.lastStartedTime)
+        ? true
+        : undefined;
     });
 
     proc.kill('SIGTERM');

@@ -11,7 +11,14 @@ import type { Health } from '../../lib/clients/health';
 
 /** A config whose development issuer keys live in a fresh temporary folder. */
 export function withTempIssuer(cfg: Config): Config {
-  return { ...cfg, auth: { ...cfg.auth, jwksUrl: undefined, devIssuerDir: mkdtempSync(path.join(tmpdir(), 'cadenza-issuer-')) } };
+  return {
+    ...cfg,
+    auth: {
+      ...cfg.auth,
+      jwksUrl: undefined,
+      devIssuerDir: mkdtempSync(path.join(tmpdir(), 'cadenza-issuer-')),
+    },
+  };
 }
 
 export async function tokenFor(cfg: Config, sub: string, scopes: Scope[], ttlSeconds = 600): Promise<string> {
@@ -20,8 +27,16 @@ export async function tokenFor(cfg: Config, sub: string, scopes: Scope[], ttlSec
 
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
-export async function testApp(cfg: Config, opts: { temporal?: Client; readiness?: () => Promise<Health[]> } = {}) {
-  const temporal = opts.temporal ?? new Client({ connection: Connection.lazy({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
+export async function testApp(
+  cfg: Config,
+  opts: { temporal?: Client; readiness?: () => Promise<Health[]> } = {},
+) {
+  const temporal =
+    opts.temporal ??
+    new Client({
+      connection: Connection.lazy({ address: cfg.temporal.address }),
+      namespace: cfg.temporal.namespace,
+    });
   const app = await buildApp({
     config: cfg,
     temporal,

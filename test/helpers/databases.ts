@@ -13,10 +13,16 @@ import { TEMPLATE } from '../../stack/services/postgres';
 export async function freshDatabases(base: Config): Promise<{ config: Config; drop: () => Promise<void> }> {
   const name = `cadenza_t_${randomBytes(4).toString('hex')}`;
   const admin = await createPostgresPool(base.postgres, 1);
-  await admin.query(sql.unsafe`CREATE DATABASE ${sql.identifier([name])} TEMPLATE ${sql.identifier([TEMPLATE])}`);
+  await admin.query(
+    sql.unsafe`CREATE DATABASE ${sql.identifier([name])} TEMPLATE ${sql.identifier([TEMPLATE])}`,
+  );
   const chServer = createClickHouse(base.clickhouse, null);
   await chServer.command({ query: ch`CREATE DATABASE ${ident(name)}`.text });
-  const config: Config = { ...base, postgres: { ...base.postgres, database: name }, clickhouse: { ...base.clickhouse, database: name } };
+  const config: Config = {
+    ...base,
+    postgres: { ...base.postgres, database: name },
+    clickhouse: { ...base.clickhouse, database: name },
+  };
   return {
     config,
     drop: async () => {

@@ -16,7 +16,9 @@ export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   if (!existsSync(launcher)) {
     throw new Error(`no Temporal test server at ${launcher}: run npm run stack -- up temporal-test-server`);
   }
-  return TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: launcher } } });
+  return TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: launcher } },
+  });
 }
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;

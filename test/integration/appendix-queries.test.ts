@@ -8,7 +8,13 @@ import {
   royaltyBearingPlays,
   topCountriesByPlays,
 } from '../../lib/analytics/queries';
-import { accountSharing, payoutDivergence, premiumUsersIn, royaltyLines, type PlaysRow } from '../../lib/analytics/postgres';
+import {
+  accountSharing,
+  payoutDivergence,
+  premiumUsersIn,
+  royaltyLines,
+  type PlaysRow,
+} from '../../lib/analytics/postgres';
 import type { ChFragment } from '../../lib/clickhouse-sql';
 import { createClickHouse } from '../../lib/clients/clickhouse';
 import { createPostgresPool } from '../../lib/clients/postgres';
@@ -36,7 +42,8 @@ describe('appendix queries on seeded data', () => {
   let seeded: SeedReport;
   let data: Dataset;
   let ticks: Tick[];
-  const rows = async <T>(q: ChFragment) => (await chc.query({ query: q.text, format: 'JSONEachRow' })).json<T>();
+  const rows = async <T>(q: ChFragment) =>
+    (await chc.query({ query: q.text, format: 'JSONEachRow' })).json<T>();
 
   beforeAll(async () => {
     db = await freshDatabases(testConfig());
@@ -56,10 +63,20 @@ describe('appendix queries on seeded data', () => {
 
   /** play_id → its ticks (on days since FROM) */
   function playsSince(day: string) {
-    const plays = new Map<string, { user: string; track: string; country: string; ticks: number; days: Set<string>; first: string }>();
+    const plays = new Map<
+      string,
+      { user: string; track: string; country: string; ticks: number; days: Set<string>; first: string }
+    >();
     for (const t of ticks) {
       if (dayOf(t.event_time) < day) continue;
-      const p = plays.get(t.play_id) ?? { user: t.user_id, track: t.track_id, country: t.country, ticks: 0, days: new Set<string>(), first: t.event_time };
+      const p = plays.get(t.play_id) ?? {
+        user: t.user_id,
+        track: t.track_id,
+        country: t.country,
+        ticks: 0,
+        days: new Set<string>(),
+        first: t.event_time,
+      };
       p.ticks++;
       p.days.add(dayOf(t.event_time));
       if (t.event_time < p.first) p.first = t.event_time;
@@ -69,22 +86,29 @@ describe('appendix queries on seeded data', () => {
   }
 
   it('loaded every generated tick exactly once', async () => {
-    const [count] = await rows<{ n: string; distinct: string }>({ text: 'SELECT count() AS n, uniqExact(event_id) AS distinct FROM play_ticks' } as ChFragment);
+    const [count] = await rows<{ n: string; distinct: string }>({
+      text: 'SELECT count() AS n, uniqExact(event_id) AS distinct FROM play_ticks',
+    } as ChFragment);
     expect(Number(count?.distinct)).toBe(ticks.length);
     expect(seeded.ticks).toBe(ticks.length);
   });
 
   it('1A: premium users in the top-5 countries by plays', async () => {
     const byCountry = new Map<string, number>();
-    for (const p of playsSince(fromDay).values()) byCountry.set(p.country, (byCountry.get(p.country) ?? 0) + 1);
-    const expectedTop = [...byCountry.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 5);
+    for (const p of playsSince(fromDay).values())
+      byCountry.set(p.country, (byCountry.get(p.country) ?? 0) + 1);
+    const expectedTop = [...byCountry.entries()]
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+      .slice(0, 5);
     const top = await rows<{ country: string; plays: string }>(topCountriesByPlays(FROM));
     expect(top.map((r) => [r.country, Number(r.plays)])).toEqual(expectedTop);
 
     const countries = top.map((r) => r.country);
     const users = await premiumUsersIn(pool, countries);
     const premium = new Set(data.subscriptions.map((s) => s.user_id));
-    const expectedUsers = data.users.filter((u) => u.tier === 'premium' && premium.has(u.user_id) && countries.includes(u.country));
+    const expectedUsers = data.users.filter(
+      (u) => u.tier === 'premium' && premium.has(u.user_id) && countries.includes(u.country),
+    );
     expect(users.map((u) => u.user_id).sort()).toEqual(expectedUsers.map((u) => u.user_id).sort());
     expect(users.length).toBeGreaterThan(10);
   });
@@ -115,19 +139,26 @@ describe('appendix queries on seeded data', () => {
       if (p.ticks < 6) u.short++;
       perUser.set(p.user, u);
     }
-    const expected = [...perUser.entries()].filter(([, u]) => u.total > 5).map(([id, u]) => [id, u.total, u.short]);
-    expect(found.map((r) => [r.user_id, Number(r.total_plays), Number(r.short_plays)]).sort()).toEqual(expected.sort());
+    const expected = [...perUser.entries()]
+      .filter(([, u]) => u.total > 5)
+      .map(([id, u]) => [id, u.total, u.short]);
+    expect(found.map((r) => [r.user_id, Number(r.total_plays), Number(r.short_plays)]).sort()).toEqual(
+      expected.sort(),
+    );
     expect(found.length).toBeGreaterThan(0);
   });
 
   it('3B: a bot-like user has rapid skips in the last ten minutes; an ordinary user has none', async () => {
-    const bot = data.botUserIds.find((id) => ticks.some((t) => t.user_id === id && Date.parse(t.event_time) > NOW.getTime() - 600_000));
+    const bot = data.botUserIds.find((id) =>
+      ticks.some((t) => t.user_id === id && Date.parse(t.event_time) > NOW.getTime() - 600_000),
+    );
     expect(bot).toBeDefined();
     const found = await rows<{ play_id: string; listened_s: string }>(rapidSkips(bot!, NOW));
     const perPlay = new Map<string, number>();
     for (const t of ticks) {
       const at = Date.parse(t.event_time);
-      if (t.user_id === bot && at > NOW.getTime() - 600_000 && at <= NOW.getTime()) perPlay.set(t.play_id, (perPlay.get(t.play_id) ?? 0) + 1);
+      if (t.user_id === bot && at > NOW.getTime() - 600_000 && at <= NOW.getTime())
+        perPlay.set(t.play_id, (perPlay.get(t.play_id) ?? 0) + 1);
     }
     const expected = [...perPlay.entries()].filter(([, n]) => n * 5 < 15).map(([id]) => id);
     expect(found.map((r) => r.play_id).sort()).toEqual(expected.sort());
@@ -138,21 +169,31 @@ describe('appendix queries on seeded data', () => {
   });
 
   it('4A: retention by cohort', async () => {
-    const found = await rows<{ cohort_date: string; activity_date: string; active_users: string }>(retentionCohorts(FROM));
+    const found = await rows<{ cohort_date: string; activity_date: string; active_users: string }>(
+      retentionCohorts(FROM),
+    );
     const days = new Map<string, Set<string>>();
     for (const t of ticks) days.set(t.user_id, (days.get(t.user_id) ?? new Set()).add(dayOf(t.event_time)));
     const cells = new Map<string, number>();
     for (const ds of days.values()) {
       const cohort = [...ds].sort()[0] as string;
       if (cohort < fromDay) continue;
-      for (const d of ds) if (d >= fromDay) cells.set(`${cohort}|${d}`, (cells.get(`${cohort}|${d}`) ?? 0) + 1);
+      for (const d of ds)
+        if (d >= fromDay) cells.set(`${cohort}|${d}`, (cells.get(`${cohort}|${d}`) ?? 0) + 1);
     }
-    expect(new Map(found.map((r) => [`${r.cohort_date}|${r.activity_date}`, Number(r.active_users)]))).toEqual(cells);
+    expect(
+      new Map(found.map((r) => [`${r.cohort_date}|${r.activity_date}`, Number(r.active_users)])),
+    ).toEqual(cells);
     expect(found.length).toBeGreaterThan(10);
   });
 
   it('4B: plays per artist and track during promotional campaigns', async () => {
-    const found = await rows<{ campaign_id: string; artist_id: string; track_id: string; plays_during_campaign: string }>(campaignAttribution());
+    const found = await rows<{
+      campaign_id: string;
+      artist_id: string;
+      track_id: string;
+      plays_during_campaign: string;
+    }>(campaignAttribution());
     const artistOf = new Map(data.tracks.map((t) => [t.track_id, t.artist_id]));
     const perTrackDay = new Map<string, Set<string>>();
     for (const t of ticks) {
@@ -168,7 +209,9 @@ describe('appendix queries on seeded data', () => {
         expected.set(k, (expected.get(k) ?? 0) + plays.size);
       }
     }
-    expect(new Map(found.map((r) => [`${r.campaign_id}|${r.track_id}`, Number(r.plays_during_campaign)]))).toEqual(expected);
+    expect(
+      new Map(found.map((r) => [`${r.campaign_id}|${r.track_id}`, Number(r.plays_during_campaign)])),
+    ).toEqual(expected);
     for (const r of found) expect(artistOf.get(r.track_id)).toBe(r.artist_id);
     expect(found.length).toBeGreaterThan(0);
   });
@@ -176,12 +219,15 @@ describe('appendix queries on seeded data', () => {
   it('5A: royalty per artist/track/country = royalty-bearing plays × local rate, exactly', async () => {
     const s = seeded.settlement!;
     const plays = await rows<PlaysRow>(royaltyBearingPlays(s.from, s.to));
-    expect(new Map(plays.map((r) => [`${r.artist_id}|${r.track_id}|${r.country}`, Number(r.plays)]))).toEqual(s.plays);
+    expect(new Map(plays.map((r) => [`${r.artist_id}|${r.track_id}|${r.country}`, Number(r.plays)]))).toEqual(
+      s.plays,
+    );
     const lines = await royaltyLines(pool, s.month, plays);
     expect(lines).toHaveLength(plays.length);
     const rate = new Map(data.royaltyRates.map((r) => [`${r.artist_id}|${r.country}`, r.rate_per_play]));
     for (const l of lines) {
-      const micros = BigInt(l.plays) * BigInt((rate.get(`${l.artist_id}|${l.country}`) as string).replace('.', ''));
+      const micros =
+        BigInt(l.plays) * BigInt((rate.get(`${l.artist_id}|${l.country}`) as string).replace('.', ''));
       expect(l.royalty_amount).toBe(`${micros / 1_000_000n}.${String(micros % 1_000_000n).padStart(6, '0')}`);
     }
   });

@@ -25,12 +25,34 @@ describe('PostgreSQL schema', () => {
     expect(first.length).toBeGreaterThanOrEqual(8);
     expect(first[0]).toBe('0001_reference-data');
     expect(await migratePostgres(db.config.postgres)).toEqual([]);
-    const tables = await pool.anyFirst(sql.unsafe`SELECT tablename FROM pg_tables WHERE schemaname = 'public'`);
-    expect(tables).toEqual(expect.arrayContaining(['users', 'subscriptions', 'tracks', 'playlist_tracks', 'ad_campaigns', 'royalty_rates', 'artist_payouts', 'gdpr_requests']));
-    const partitioned = await pool.anyFirst(sql.unsafe`SELECT parent_table FROM partman.part_config ORDER BY 1`);
-    expect(partitioned).toEqual(['public.ad_impressions', 'public.audit_log', 'public.payment_transactions', 'public.session_logs']);
+    const tables = await pool.anyFirst(
+      sql.unsafe`SELECT tablename FROM pg_tables WHERE schemaname = 'public'`,
+    );
+    expect(tables).toEqual(
+      expect.arrayContaining([
+        'users',
+        'subscriptions',
+        'tracks',
+        'playlist_tracks',
+        'ad_campaigns',
+        'royalty_rates',
+        'artist_payouts',
+        'gdpr_requests',
+      ]),
+    );
+    const partitioned = await pool.anyFirst(
+      sql.unsafe`SELECT parent_table FROM partman.part_config ORDER BY 1`,
+    );
+    expect(partitioned).toEqual([
+      'public.ad_impressions',
+      'public.audit_log',
+      'public.payment_transactions',
+      'public.session_logs',
+    ]);
     // Seed the catalog rows the constraint tests lean on.
-    artistId = await pool.oneFirst(sql.unsafe`INSERT INTO artists (name, country) VALUES ('Test Artist', 'SE') RETURNING artist_id::text`);
+    artistId = await pool.oneFirst(
+      sql.unsafe`INSERT INTO artists (name, country) VALUES ('Test Artist', 'SE') RETURNING artist_id::text`,
+    );
     albumId = await pool.oneFirst(sql.unsafe`
       INSERT INTO albums (artist_id, title, upc, release_date) VALUES (${artistId}, 'Test Album', '036000291452', '2024-01-01') RETURNING album_id::text`);
   }, 60_000);
@@ -52,15 +74,20 @@ describe('PostgreSQL schema', () => {
   });
 
   it('checks the UPC/EAN check digit', async () => {
-    const album = (upc: string) => sql.unsafe`INSERT INTO albums (artist_id, title, upc, release_date) VALUES (${artistId}, 'A', ${upc}, '2024-01-01')`;
+    const album = (upc: string) =>
+      sql.unsafe`INSERT INTO albums (artist_id, title, upc, release_date) VALUES (${artistId}, 'A', ${upc}, '2024-01-01')`;
     await expect(pool.query(album('036000291453'))).rejects.toThrow(/check constraint/); // wrong check digit
     await expect(pool.query(album('03600029145'))).rejects.toThrow(/check constraint/); // 11 digits
     await pool.query(album('4006381333931')); // a valid EAN-13
   });
 
   it('rejects unknown country and currency codes and negative money', async () => {
-    await expect(pool.query(sql.unsafe`INSERT INTO artists (name, country) VALUES ('X', 'XX')`)).rejects.toThrow(/foreign key/);
-    const user = await pool.oneFirst(sql.unsafe`INSERT INTO users (email, display_name, country) VALUES ('a@example.test', 'A', 'DE') RETURNING user_id::text`);
+    await expect(
+      pool.query(sql.unsafe`INSERT INTO artists (name, country) VALUES ('X', 'XX')`),
+    ).rejects.toThrow(/foreign key/);
+    const user = await pool.oneFirst(
+      sql.unsafe`INSERT INTO users (email, display_name, country) VALUES ('a@example.test', 'A', 'DE') RETURNING user_id::text`,
+    );
     const sub = (currency: string, price: string) => sql.unsafe`
       INSERT INTO subscriptions (user_id, plan, status, country, currency, price, current_period_start, current_period_end)
       VALUES (${user}, 'premium', 'active', 'DE', ${currency}, ${price}::numeric, now(), now() + interval '1 month')`;
@@ -68,28 +95,41 @@ describe('PostgreSQL schema', () => {
     await expect(pool.query(sub('EUR', '-0.01'))).rejects.toThrow(/check constraint/);
     await pool.query(sub('EUR', '9.99'));
     await expect(
-      pool.query(sql.unsafe`INSERT INTO royalty_rates (artist_id, country, rate_per_play, currency, rate_version, effective_from) VALUES (${artistId}, 'DE', -0.001, 'EUR', 1, '2024-01-01')`),
+      pool.query(
+        sql.unsafe`INSERT INTO royalty_rates (artist_id, country, rate_per_play, currency, rate_version, effective_from) VALUES (${artistId}, 'DE', -0.001, 'EUR', 1, '2024-01-01')`,
+      ),
     ).rejects.toThrow(/check constraint/);
   });
 
   it('keeps payment methods to tokens: a card number is refused', async () => {
-    const user = await pool.oneFirst(sql.unsafe`INSERT INTO users (email, display_name, country) VALUES ('b@example.test', 'B', 'DE') RETURNING user_id::text`);
-    const pm = (token: string) => sql.unsafe`INSERT INTO payment_methods (user_id, provider, provider_token) VALUES (${user}, 'sandbox', ${token})`;
+    const user = await pool.oneFirst(
+      sql.unsafe`INSERT INTO users (email, display_name, country) VALUES ('b@example.test', 'B', 'DE') RETURNING user_id::text`,
+    );
+    const pm = (token: string) =>
+      sql.unsafe`INSERT INTO payment_methods (user_id, provider, provider_token) VALUES (${user}, 'sandbox', ${token})`;
     await expect(pool.query(pm('4242 4242 4242 4242'))).rejects.toThrow(/check constraint/);
     await pool.query(pm('pm_test_ok_1'));
   });
 
   it('makes the audit log append-only: UPDATE, DELETE and TRUNCATE fail', async () => {
-    await pool.query(sql.unsafe`INSERT INTO audit_log (actor, action, subject_type, subject_id) VALUES ('test', 'created', 'user', 'u1')`);
-    await expect(pool.query(sql.unsafe`UPDATE audit_log SET actor = 'mallory'`)).rejects.toThrow(/append-only/);
+    await pool.query(
+      sql.unsafe`INSERT INTO audit_log (actor, action, subject_type, subject_id) VALUES ('test', 'created', 'user', 'u1')`,
+    );
+    await expect(pool.query(sql.unsafe`UPDATE audit_log SET actor = 'mallory'`)).rejects.toThrow(
+      /append-only/,
+    );
     await expect(pool.query(sql.unsafe`DELETE FROM audit_log`)).rejects.toThrow(/append-only/);
     await expect(pool.query(sql.unsafe`TRUNCATE audit_log`)).rejects.toThrow(/append-only/);
     expect(await pool.oneFirst(sql.unsafe`SELECT count(*)::int FROM audit_log WHERE actor = 'test'`)).toBe(1);
   });
 
   it('routes time-partitioned rows into monthly partitions', async () => {
-    await pool.query(sql.unsafe`INSERT INTO session_logs (started_at, user_id, ip_country, device_id) VALUES (now(), gen_random_uuid(), 'SE', 'd1')`);
-    const partition = await pool.oneFirst(sql.unsafe`SELECT tableoid::regclass::text FROM session_logs LIMIT 1`);
+    await pool.query(
+      sql.unsafe`INSERT INTO session_logs (started_at, user_id, ip_country, device_id) VALUES (now(), gen_random_uuid(), 'SE', 'd1')`,
+    );
+    const partition = await pool.oneFirst(
+      sql.unsafe`SELECT tableoid::regclass::text FROM session_logs LIMIT 1`,
+    );
     expect(partition).toMatch(/^session_logs_p\d{4}_\d{2}$/);
   });
 });

@@ -19,12 +19,16 @@ describe('stores (real services from npm run stack -- up)', () => {
     try {
       expect((await postgresHealth(pool)).ok).toBe(true);
       const value = await pool.transaction(async (tx) => {
-        await tx.query(sql.unsafe`CREATE TEMP TABLE smoke (id text PRIMARY KEY, n numeric(12,2)) ON COMMIT DROP`);
+        await tx.query(
+          sql.unsafe`CREATE TEMP TABLE smoke (id text PRIMARY KEY, n numeric(12,2)) ON COMMIT DROP`,
+        );
         await tx.query(sql.unsafe`INSERT INTO smoke VALUES (${id}, ${'12.34'})`);
         return tx.oneFirst(sql.unsafe`SELECT n::text FROM smoke WHERE id = ${id}`);
       });
       expect(value).toBe('12.34');
-      const partman = await pool.maybeOneFirst(sql.unsafe`SELECT extversion FROM pg_extension WHERE extname = 'pg_partman'`);
+      const partman = await pool.maybeOneFirst(
+        sql.unsafe`SELECT extversion FROM pg_extension WHERE extname = 'pg_partman'`,
+      );
       expect(partman).toEqual(expect.any(String));
     } finally {
       await pool.end();
@@ -36,10 +40,14 @@ describe('stores (real services from npm run stack -- up)', () => {
     try {
       expect((await clickHouseHealth(ch)).ok).toBe(true);
       const table = `default.smoke_${id}`;
-      await ch.command({ query: `CREATE TABLE ${table} (id String, n UInt32) ENGINE = MergeTree ORDER BY id` });
+      await ch.command({
+        query: `CREATE TABLE ${table} (id String, n UInt32) ENGINE = MergeTree ORDER BY id`,
+      });
       try {
         await ch.insert({ table, values: [{ id, n: 42 }], format: 'JSONEachRow' });
-        const rows = await (await ch.query({ query: `SELECT id, n FROM ${table}`, format: 'JSONEachRow' })).json<{ id: string; n: number }>();
+        const rows = await (
+          await ch.query({ query: `SELECT id, n FROM ${table}`, format: 'JSONEachRow' })
+        ).json<{ id: string; n: number }>();
         expect(rows).toEqual([{ id, n: 42 }]);
       } finally {
         await ch.command({ query: `DROP TABLE ${table}` });

@@ -24,7 +24,11 @@ describe('Temporal dev server through TestWorkflowEnvironment.createLocal', () =
       activities: createActivities(),
     });
     const result = await worker.runUntil(
-      env.client.workflow.execute(ping, { taskQueue: 'maintenance', workflowId: 'ping-local', args: [{ token: 'local', delay: '1s' }] }),
+      env.client.workflow.execute(ping, {
+        taskQueue: 'maintenance',
+        workflowId: 'ping-local',
+        args: [{ token: 'local', delay: '1s' }],
+      }),
     );
     expect(result).toEqual({ token: 'local', answeredBy: 'maintenance/5', activityAttempt: 1 });
   }, 60_000);

@@ -21,7 +21,11 @@ describe('API authentication on every route', () => {
 
   const guarded = () => app.routeTable.filter((r) => !r.public);
   const concrete = (url: string) => url.replace(/:(\w+)/g, 'x-$1');
-  const expectProblem = (res: { statusCode: number; headers: Record<string, unknown>; json: () => { type: string } }, status: number, slug: string) => {
+  const expectProblem = (
+    res: { statusCode: number; headers: Record<string, unknown>; json: () => { type: string } },
+    status: number,
+    slug: string,
+  ) => {
     expect(res.statusCode).toBe(status);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(res.json().type).toBe(`urn:cadenza:problem:${slug}`);
@@ -34,12 +38,20 @@ describe('API authentication on every route', () => {
   });
 
   it('declares the scopes each guarded route needs', () => {
-    for (const r of guarded()) expect({ route: `${r.method} ${r.url}`, scopes: r.scopes.length > 0 }).toEqual({ route: `${r.method} ${r.url}`, scopes: true });
+    for (const r of guarded())
+      expect({ route: `${r.method} ${r.url}`, scopes: r.scopes.length > 0 }).toEqual({
+        route: `${r.method} ${r.url}`,
+        scopes: true,
+      });
   });
 
   it('refuses a request without a token', async () => {
     for (const r of guarded()) {
-      const res = await app.inject({ method: r.method as 'GET', url: concrete(r.url), payload: r.method === 'GET' ? undefined : {} });
+      const res = await app.inject({
+        method: r.method as 'GET',
+        url: concrete(r.url),
+        payload: r.method === 'GET' ? undefined : {},
+      });
       expectProblem(res, 401, 'unauthorized');
     }
   });
@@ -47,7 +59,11 @@ describe('API authentication on every route', () => {
   it('refuses a token signed by another key', async () => {
     const forged = await tokenFor(forger, 'mallory', [...SCOPES]);
     for (const r of guarded()) {
-      const res = await app.inject({ method: r.method as 'GET', url: concrete(r.url), headers: bearer(forged) });
+      const res = await app.inject({
+        method: r.method as 'GET',
+        url: concrete(r.url),
+        headers: bearer(forged),
+      });
       expectProblem(res, 401, 'unauthorized');
     }
   });
@@ -55,7 +71,11 @@ describe('API authentication on every route', () => {
   it('refuses an expired token', async () => {
     const expired = await tokenFor(cfg, 'late', [...SCOPES], -120);
     for (const r of guarded()) {
-      const res = await app.inject({ method: r.method as 'GET', url: concrete(r.url), headers: bearer(expired) });
+      const res = await app.inject({
+        method: r.method as 'GET',
+        url: concrete(r.url),
+        headers: bearer(expired),
+      });
       expectProblem(res, 401, 'unauthorized');
       expect(res.json().detail).toMatch(/expired/);
     }
@@ -65,14 +85,23 @@ describe('API authentication on every route', () => {
     for (const r of guarded()) {
       const others = SCOPES.filter((s) => !r.scopes.includes(s)) as Scope[];
       const token = await tokenFor(cfg, 'someone', others);
-      const res = await app.inject({ method: r.method as 'GET', url: concrete(r.url), headers: bearer(token) });
+      const res = await app.inject({
+        method: r.method as 'GET',
+        url: concrete(r.url),
+        headers: bearer(token),
+      });
       expectProblem(res, 403, 'forbidden');
     }
   });
 
   it('answers 400 problem+json naming the fields that failed validation', async () => {
     const token = await tokenFor(cfg, 'ops', ['operator']);
-    const res = await app.inject({ method: 'POST', url: '/v1/ping', headers: bearer(token), payload: { token: 5, extra: true } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/ping',
+      headers: bearer(token),
+      payload: { token: 5, extra: true },
+    });
     expectProblem(res, 400, 'validation');
     const fields = (res.json() as { errors: { field: string }[] }).errors.map((e) => e.field);
     expect(fields).toEqual(expect.arrayContaining(['body.token', 'body.extra']));
@@ -87,7 +116,9 @@ describe('API authentication on every route', () => {
     const res = await app.inject({ method: 'GET', url: '/docs/json' });
     expect(res.statusCode).toBe(200);
     const doc = res.json() as { paths: Record<string, unknown> };
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/ping', '/v1/workflows/{id}', '/v1/workflows']));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/v1/ping', '/v1/workflows/{id}', '/v1/workflows']),
+    );
   });
 
   it('answers /healthz without a token and carries a request ID', async () => {

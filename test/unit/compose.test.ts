@@ -10,7 +10,9 @@ interface Service {
   environment?: Record<string, string>;
   ports?: string[];
 }
-const compose = parse(readFileSync(path.join(__dirname, '../../temporal/docker-compose.yml'), 'utf8'), { merge: true }) as {
+const compose = parse(readFileSync(path.join(__dirname, '../../temporal/docker-compose.yml'), 'utf8'), {
+  merge: true,
+}) as {
   services: Record<string, Service>;
 };
 const defaults = loadConfig({});
@@ -20,15 +22,28 @@ describe('temporal/docker-compose.yml', () => {
   it('names every service of the stack and the Cadenza processes', () => {
     expect(Object.keys(compose.services).sort()).toEqual(
       [
-        'postgres', 'temporal-db', 'temporal', 'temporal-setup', 'temporal-ui', 'kafka', 'clickhouse', 'opensearch', 'minio',
-        'cadenza-migrate', 'cadenza-worker', 'cadenza-api',
+        'postgres',
+        'temporal-db',
+        'temporal',
+        'temporal-setup',
+        'temporal-ui',
+        'kafka',
+        'clickhouse',
+        'opensearch',
+        'minio',
+        'cadenza-migrate',
+        'cadenza-worker',
+        'cadenza-api',
       ].sort(),
     );
-    for (const [name, s] of Object.entries(compose.services)) expect([name, Boolean(s.image || s.build)]).toEqual([name, true]);
+    for (const [name, s] of Object.entries(compose.services))
+      expect([name, Boolean(s.image || s.build)]).toEqual([name, true]);
   });
 
   it('runs PostgreSQL 16, OpenSearch 2.19 and Kafka 4 in KRaft mode', () => {
-    expect(readFileSync(path.join(__dirname, '../../temporal/postgres/Dockerfile'), 'utf8')).toMatch(/FROM postgres:16[\s\S]*partman/);
+    expect(readFileSync(path.join(__dirname, '../../temporal/postgres/Dockerfile'), 'utf8')).toMatch(
+      /FROM postgres:16[\s\S]*partman/,
+    );
     expect(compose.services.opensearch?.image).toMatch(/opensearch:2\.19/);
     expect(compose.services.opensearch?.environment?.DISABLE_SECURITY_PLUGIN).toBe('true');
     expect(compose.services.kafka?.image).toMatch(/kafka:4\./);
@@ -43,7 +58,9 @@ describe('temporal/docker-compose.yml', () => {
       const cfg = loadConfig(env);
       expect(cfg.postgres.host).toBe('postgres');
       expect(cfg.temporal.address).toBe('temporal:7233');
-      expect(Object.keys(compose.services)).toEqual(expect.arrayContaining([cfg.clickhouse.host, cfg.opensearch.host, cfg.minio.endPoint]));
+      expect(Object.keys(compose.services)).toEqual(
+        expect.arrayContaining([cfg.clickhouse.host, cfg.opensearch.host, cfg.minio.endPoint]),
+      );
     }
   });
 
@@ -53,9 +70,13 @@ describe('temporal/docker-compose.yml', () => {
     expect(hostPorts(s.temporal)).toContain(defaults.temporal.port);
     expect(hostPorts(s['temporal-ui'])).toContain(defaults.temporal.uiPort);
     expect(hostPorts(s.kafka)).toContain(defaults.kafka.port);
-    expect(hostPorts(s.clickhouse)).toEqual(expect.arrayContaining([defaults.clickhouse.httpPort, defaults.clickhouse.tcpPort]));
+    expect(hostPorts(s.clickhouse)).toEqual(
+      expect.arrayContaining([defaults.clickhouse.httpPort, defaults.clickhouse.tcpPort]),
+    );
     expect(hostPorts(s.opensearch)).toContain(defaults.opensearch.port);
-    expect(hostPorts(s.minio)).toEqual(expect.arrayContaining([defaults.minio.port, defaults.minio.consolePort]));
+    expect(hostPorts(s.minio)).toEqual(
+      expect.arrayContaining([defaults.minio.port, defaults.minio.consolePort]),
+    );
     expect(hostPorts(s['cadenza-api'])).toContain(defaults.api.port);
     expect(s.minio?.environment?.MINIO_ROOT_USER).toBe(defaults.minio.accessKey);
     expect(s.minio?.environment?.MINIO_ROOT_PASSWORD).toBe(defaults.minio.secretKey);

@@ -28,7 +28,11 @@ describe('config', () => {
   it('names every bad variable in one error', () => {
     let error: unknown;
     try {
-      loadConfig({ CADENZA_PG_PORT: 'not-a-port', CADENZA_CLICKHOUSE_URL: 'nope', CADENZA_WORKER_TASK_QUEUES: 'billing,shipping' });
+      loadConfig({
+        CADENZA_PG_PORT: 'not-a-port',
+        CADENZA_CLICKHOUSE_URL: 'nope',
+        CADENZA_WORKER_TASK_QUEUES: 'billing,shipping',
+      });
     } catch (err) {
       error = err;
     }

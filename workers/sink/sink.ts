@@ -16,7 +16,6 @@ export interface SinkOptions {
   partitionsConcurrently: number;
 }
 
-
 /**
  * Kafka → ClickHouse. Offsets are committed only after the batch's rows are in ClickHouse (and its
  * rejects in the DLQ), so a crash re-delivers and never loses; re-delivered ticks collapse in
@@ -40,11 +39,34 @@ export class PlayTickSink {
     registry: Registry,
   ) {
     const registers = [registry];
-    this.rows = new Counter({ name: 'cadenza_sink_rows_total', help: 'play-ticks inserted into ClickHouse', registers });
-    this.dlq = new Counter({ name: 'cadenza_sink_dlq_total', help: 'records sent to the DLQ', labelNames: ['reason'], registers });
-    this.suppressed = new Counter({ name: 'cadenza_sink_suppressed_total', help: 'ticks dropped for suppressed users', registers });
-    this.batchSeconds = new Histogram({ name: 'cadenza_sink_batch_seconds', help: 'time to insert one batch', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers });
-    this.lag = new Gauge({ name: 'cadenza_sink_consumer_lag', help: 'messages behind the high watermark, per partition', labelNames: ['partition'], registers });
+    this.rows = new Counter({
+      name: 'cadenza_sink_rows_total',
+      help: 'play-ticks inserted into ClickHouse',
+      registers,
+    });
+    this.dlq = new Counter({
+      name: 'cadenza_sink_dlq_total',
+      help: 'records sent to the DLQ',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.suppressed = new Counter({
+      name: 'cadenza_sink_suppressed_total',
+      help: 'ticks dropped for suppressed users',
+      registers,
+    });
+    this.batchSeconds = new Histogram({
+      name: 'cadenza_sink_batch_seconds',
+      help: 'time to insert one batch',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+      registers,
+    });
+    this.lag = new Gauge({
+      name: 'cadenza_sink_consumer_lag',
+      help: 'messages behind the high watermark, per partition',
+      labelNames: ['partition'],
+      registers,
+    });
   }
 
   async start(): Promise<void> {
@@ -73,7 +95,14 @@ export class PlayTickSink {
     await this.producer?.disconnect();
   }
 
-  private async handle({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }: EachBatchPayload): Promise<void> {
+  private async handle({
+    batch,
+    resolveOffset,
+    heartbeat,
+    commitOffsetsIfNecessary,
+    isRunning,
+    isStale,
+  }: EachBatchPayload): Promise<void> {
     if (!batch.messages.length) return;
     const started = performance.now();
     const rows: string[] = [];
@@ -93,7 +122,13 @@ export class PlayTickSink {
         this.dlq.inc({ reason: reason.split(' ').slice(0, 2).join(' ') });
         rejects.push({
           key: m.key?.toString('utf8') ?? null,
-          value: JSON.stringify({ reason, topic: batch.topic, partition: batch.partition, offset: m.offset, record: raw.slice(0, 10_000) }),
+          value: JSON.stringify({
+            reason,
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: m.offset,
+            record: raw.slice(0, 10_000),
+          }),
         });
         continue;
       }
@@ -102,11 +137,14 @@ export class PlayTickSink {
         suppressed++;
         continue;
       }
-      rows.push(`${t.event_id}\t${t.play_id}\t${t.user_id}\t${t.track_id}\t${t.country}\t${t.device_id}\t${t.position_ms}\t${chDateTime(new Date(t.event_time).toISOString())}\n`);
+      rows.push(
+        `${t.event_id}\t${t.play_id}\t${t.user_id}\t${t.track_id}\t${t.country}\t${t.device_id}\t${t.position_ms}\t${chDateTime(new Date(t.event_time).toISOString())}\n`,
+      );
     }
     if (rows.length) await this.insertWithRetry(rows, heartbeat, () => isRunning() && !isStale());
     if (!isRunning() || isStale()) return; // a rebalance took the partition: the new owner re-reads from the last commit
-    if (rejects.length) await this.producer!.send({ topic: TOPICS.playTicksDlq.topic, acks: -1, messages: rejects });
+    if (rejects.length)
+      await this.producer!.send({ topic: TOPICS.playTicksDlq.topic, acks: -1, messages: rejects });
     this.rows.inc(rows.length);
     this.suppressed.inc(suppressed);
     resolveOffset(batch.lastOffset());
@@ -115,15 +153,27 @@ export class PlayTickSink {
     this.batchSeconds.observe((performance.now() - started) / 1000);
   }
 
-  private async insertWithRetry(rows: string[], heartbeat: () => Promise<void>, stillOwned: () => boolean): Promise<void> {
+  private async insertWithRetry(
+    rows: string[],
+    heartbeat: () => Promise<void>,
+    stillOwned: () => boolean,
+  ): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.clickhouse.insert({ table: 'play_ticks', values: Readable.from([rows.join('')], { objectMode: false }), format: 'TabSeparated', columns: TICK_COLUMNS });
+        await this.clickhouse.insert({
+          table: 'play_ticks',
+          values: Readable.from([rows.join('')], { objectMode: false }),
+          format: 'TabSeparated',
+          columns: TICK_COLUMNS,
+        });
         return;
       } catch (err) {
         if (!stillOwned()) return;
         const delay = Math.min(30_000, 250 * 2 ** Math.min(attempt, 7));
-        this.log.warn({ err: (err as Error).message, attempt, delayMs: delay }, 'ClickHouse insert failed; retrying');
+        this.log.warn(
+          { err: (err as Error).message, attempt, delayMs: delay },
+          'ClickHouse insert failed; retrying',
+        );
         await new Promise((r) => setTimeout(r, delay));
         await heartbeat().catch(() => undefined);
       }

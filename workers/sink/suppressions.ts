@@ -12,7 +12,9 @@ export class SuppressionList {
   constructor(private readonly pool: DatabasePool) {}
 
   async refresh(): Promise<void> {
-    const ids = await this.pool.anyFirst(sql.type(z.object({ user_id: z.string() }))`SELECT user_id::text AS user_id FROM play_suppressions`);
+    const ids = await this.pool.anyFirst(
+      sql.type(z.object({ user_id: z.string() }))`SELECT user_id::text AS user_id FROM play_suppressions`,
+    );
     this.users = new Set(ids);
   }
 
