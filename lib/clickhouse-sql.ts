@@ -53,7 +53,7 @@ export function literal(value: ChValue): string {
   if (typeof value === 'bigint') return value.toString();
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new Error(`cannot bind a non-finite number: ${value}`);
-    return Number.isInteger(value) ? value.toString() : value.toPrecision(17);
+    return String(value); // the shortest text that reads back as the same double
   }
   if (value instanceof Date) {
     if (Number.isNaN(value.getTime())) throw new Error('cannot bind an invalid Date');

@@ -8,6 +8,7 @@ bash scripts/install.sh
 echo "== static checks"
 npx tsc --noEmit -p .
 npx eslint --max-warnings 0 .
+npx prettier --check . >/dev/null || { echo "prettier: files need formatting (npm run format)"; exit 1; }
 
 echo "== stack"
 npx tsx stack/cli.ts up
