@@ -2,7 +2,10 @@ import { ch, type ChFragment } from '../clickhouse-sql';
 
 /**
  * The source architecture's query proposals (appendix of the data-model issue), as ClickHouse SQL
- * within the 18.16 subset (DESIGN §4): at most one JOIN per SELECT, no CTEs, no window functions.
+ * within the 18.16 subset (DESIGN §4): at most one JOIN per SELECT, no CTEs, no window functions,
+ * every joined subquery named (current releases require the alias; 18.16 accepts it), and ALL joins
+ * against right sides with unique keys: ANY INNER JOIN means something else in current releases
+ * (one row per key from both sides), which the chdb test caught.
  * Each builder binds its values through the one binder; tests run the same text on 18.16 and chdb.
  *
  * Listened time is distinct ticks × 5 s, so "shorter than 30 s" is fewer than 6 ticks and
@@ -59,8 +62,8 @@ export function rapidSkips(userId: string, at: Date): ChFragment {
 export function retentionCohorts(from: Date): ChFragment {
   return ch`
     SELECT cohort_date, day AS activity_date, uniqExact(user_id) AS active_users
-    FROM (SELECT DISTINCT user_id, day FROM user_daily WHERE day >= toDate(${day(from)}))
-    ANY INNER JOIN (SELECT user_id, min(day) AS cohort_date FROM user_daily GROUP BY user_id) USING user_id
+    FROM (SELECT DISTINCT user_id, day FROM user_daily WHERE day >= toDate(${day(from)})) AS activity
+    ALL INNER JOIN (SELECT user_id, min(day) AS cohort_date FROM user_daily GROUP BY user_id) AS cohorts USING user_id
     WHERE cohort_date >= toDate(${day(from)})
     GROUP BY cohort_date, activity_date
     ORDER BY cohort_date, activity_date`;
@@ -75,14 +78,14 @@ export function campaignAttribution(): ChFragment {
       SELECT campaign_id, artist_id, track_id, day, plays, start_date, end_date
       FROM (
         SELECT track_id, day, plays, artist_id
-        FROM (SELECT track_id, day, uniqExactMerge(plays) AS plays FROM track_daily GROUP BY track_id, day)
-        ANY INNER JOIN (SELECT track_id, artist_id FROM dim_tracks FINAL) USING track_id
-      )
+        FROM (SELECT track_id, day, uniqExactMerge(plays) AS plays FROM track_daily GROUP BY track_id, day) AS daily
+        ALL INNER JOIN (SELECT track_id, artist_id FROM dim_tracks FINAL) AS tracks USING track_id
+      ) AS track_days
       ALL INNER JOIN (
         SELECT promoted_artist_id AS artist_id, campaign_id, start_date, end_date
         FROM dim_campaigns FINAL
         WHERE campaign_type = 'promotional'
-      ) USING artist_id
+      ) AS campaigns USING artist_id
     )
     WHERE day >= start_date AND day <= end_date
     GROUP BY campaign_id, artist_id, track_id
@@ -110,8 +113,8 @@ export function royaltyBearingPlays(from: Date, to: Date): ChFragment {
         )
         WHERE ticks >= ${ROYALTY_MIN_TICKS} AND started >= ${from} AND started < ${to}
         GROUP BY track_id, country
-      )
-      ANY INNER JOIN (SELECT track_id, artist_id FROM dim_tracks FINAL) USING track_id
+      ) AS bearing
+      ALL INNER JOIN (SELECT track_id, artist_id FROM dim_tracks FINAL) AS tracks USING track_id
     )
     ORDER BY artist_id, track_id, country`;
 }

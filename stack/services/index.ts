@@ -1,3 +1,4 @@
+import { chdb } from './chdb';
 import { clickhouse } from './clickhouse';
 import { ffmpeg } from './ffmpeg';
 import { kafka } from './kafka';

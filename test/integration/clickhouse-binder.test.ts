@@ -9,12 +9,25 @@ describe('ClickHouse binder against the real server', () => {
   afterAll(() => client.close());
 
   const roundTrip = async (s: string) => {
-    const rows = await (await client.query({ query: ch`SELECT ${s} AS v, length(${s}) AS n`.text, format: 'JSONEachRow' })).json<{ v: string; n: string }>();
+    const rows = await (
+      await client.query({ query: ch`SELECT ${s} AS v, length(${s}) AS n`.text, format: 'JSONEachRow' })
+    ).json<{ v: string; n: string }>();
     return rows;
   };
 
   it('round-trips quotes, backslashes, NUL, control characters, emoji and multi-line text', async () => {
-    for (const s of ["'", "\\'", "\\", "' OR 1=1 --", "a'); DROP TABLE x; --", '\0', 'line1\nline2\r\n', '🎵🎶', "\\'\\\\'", '\t\b\f']) {
+    for (const s of [
+      "'",
+      "\\'",
+      '\\',
+      "' OR 1=1 --",
+      "a'); DROP TABLE x; --",
+      '\0',
+      'line1\nline2\r\n',
+      '🎵🎶',
+      "\\'\\\\'",
+      '\t\b\f',
+    ]) {
       const rows = await roundTrip(s);
       expect(rows).toEqual([{ v: s, n: String(Buffer.byteLength(s)) }]);
     }

@@ -25,8 +25,21 @@ describe('ClickHouse schema (18.16)', () => {
     const applied = await migrateClickHouse(db.config.clickhouse);
     expect(applied).toEqual(clickHouseMigrations().map((m) => m.version));
     expect(await migrateClickHouse(db.config.clickhouse)).toEqual([]);
-    const tables = (await q<{ name: string }>('SELECT name FROM system.tables WHERE database = currentDatabase()')).map((t) => t.name);
-    expect(tables).toEqual(expect.arrayContaining(['play_ticks', 'plays', 'plays_mv', 'track_daily', 'user_daily', 'dim_tracks', 'dim_campaigns', 'dim_users']));
+    const tables = (
+      await q<{ name: string }>('SELECT name FROM system.tables WHERE database = currentDatabase()')
+    ).map((t) => t.name);
+    expect(tables).toEqual(
+      expect.arrayContaining([
+        'play_ticks',
+        'plays',
+        'plays_mv',
+        'track_daily',
+        'user_daily',
+        'dim_tracks',
+        'dim_campaigns',
+        'dim_users',
+      ]),
+    );
   });
 
   it('collapses a tick delivered twice: one event, one play, counted once by every rollup', async () => {
@@ -46,7 +59,9 @@ describe('ClickHouse schema (18.16)', () => {
     await client.command({ query: 'OPTIMIZE TABLE play_ticks FINAL' });
     expect(await q('SELECT count() AS n FROM play_ticks')).toEqual([{ n: '7' }]);
     expect(await q('SELECT uniqExactMerge(ticks) AS t FROM plays GROUP BY play_id')).toEqual([{ t: '7' }]);
-    expect(await q('SELECT uniqExactMerge(plays) AS p, uniqExactMerge(listeners) AS l FROM track_daily')).toEqual([{ p: '1', l: '1' }]);
+    expect(
+      await q('SELECT uniqExactMerge(plays) AS p, uniqExactMerge(listeners) AS l FROM track_daily'),
+    ).toEqual([{ p: '1', l: '1' }]);
     expect(await q('SELECT uniqExactMerge(ticks) AS t FROM user_daily')).toEqual([{ t: '7' }]);
   });
 });

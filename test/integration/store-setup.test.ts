@@ -27,14 +27,27 @@ describe('OpenSearch indices', () => {
     await os.indices.create({ index }); // shaped by the tracks-v1 template
     try {
       const doc = (id: string, title: string, play_count: number) =>
-        os.index({ index, id, body: { track_id: id, title, artist_name: 'Probe', play_count, release_date: '2024-01-01', status: 'available' } });
+        os.index({
+          index,
+          id,
+          body: {
+            track_id: id,
+            title,
+            artist_name: 'Probe',
+            play_count,
+            release_date: '2024-01-01',
+            status: 'available',
+          },
+        });
       await doc('t1', 'Midnight Serenade', 10);
       await doc('t2', 'Midnight Sun', 5000);
       await doc('t3', 'Morning Dew', 99);
       await os.indices.refresh({ index });
       const search = async (query: object) =>
         (await os.search({ index, body: { query } })).body.hits.hits.map((h) => h._id);
-      expect(await search({ match: { 'title.autocomplete': 'midn' } })).toEqual(expect.arrayContaining(['t1', 't2']));
+      expect(await search({ match: { 'title.autocomplete': 'midn' } })).toEqual(
+        expect.arrayContaining(['t1', 't2']),
+      );
       expect(await search({ match: { title: { query: 'serenad', fuzziness: 'AUTO' } } })).toEqual(['t1']);
       const ranked = await search({
         function_score: {
@@ -70,7 +83,9 @@ describe('MinIO buckets', () => {
     const key = `probe/${Date.now()}.json`;
     await minio.putObject('compliance', key, Buffer.from('{"proof":true}'));
     const { versionId } = await minio.statObject('compliance', key);
-    await expect(minio.removeObject('compliance', key, { versionId: versionId ?? undefined })).rejects.toThrow(/WORM|retention|locked/i);
+    await expect(
+      minio.removeObject('compliance', key, { versionId: versionId ?? undefined }),
+    ).rejects.toThrow(/WORM|retention|locked/i);
     const lock = await minio.getObjectLockConfig('compliance');
     expect(lock).toMatchObject({ objectLockEnabled: 'Enabled', mode: 'COMPLIANCE' });
     const lifecycle = await minio.getBucketLifecycle('staging');
@@ -85,9 +100,14 @@ describe('Kafka topics', () => {
     const admin = kafka.admin();
     await admin.connect();
     try {
-      const meta = await admin.fetchTopicMetadata({ topics: [TOPICS.playTicks.topic, TOPICS.playTicksDlq.topic] });
+      const meta = await admin.fetchTopicMetadata({
+        topics: [TOPICS.playTicks.topic, TOPICS.playTicksDlq.topic],
+      });
       const partitions = Object.fromEntries(meta.topics.map((t) => [t.name, t.partitions.length]));
-      expect(partitions).toEqual({ 'play-ticks': TOPICS.playTicks.numPartitions, 'play-ticks.dlq': TOPICS.playTicksDlq.numPartitions });
+      expect(partitions).toEqual({
+        'play-ticks': TOPICS.playTicks.numPartitions,
+        'play-ticks.dlq': TOPICS.playTicksDlq.numPartitions,
+      });
       expect(TOPICS.playTicks.numPartitions).toBeGreaterThan(1);
     } finally {
       await admin.disconnect();

@@ -6,7 +6,9 @@ describe('ClickHouse binder', () => {
   it('quotes strings with backslash escapes for quotes, backslashes and control characters', () => {
     expect(quoteString("it's")).toBe("'it\\'s'");
     expect(quoteString('back\\slash')).toBe("'back\\\\slash'");
-    expect(quoteString('line\nbreak\ttab\rret\0nul\bbs\fff')).toBe("'line\\nbreak\\ttab\\rret\\0nul\\bbs\\fff'");
+    expect(quoteString('line\nbreak\ttab\rret\0nul\bbs\fff')).toBe(
+      "'line\\nbreak\\ttab\\rret\\0nul\\bbs\\fff'",
+    );
     expect(quoteString('')).toBe("''");
     expect(quoteString('emoji 🎵 and ünïcode')).toBe("'emoji 🎵 and ünïcode'");
   });
@@ -47,11 +49,14 @@ describe('ClickHouse binder', () => {
 
   it('accepts only plain identifiers', () => {
     expect(literal(ident('cadenza.play_ticks'))).toBe('cadenza.play_ticks');
-    for (const bad of ['a b', 'x;DROP TABLE y', '`x`', '1abc', 'a.b.c', '']) expect(() => ident(bad)).toThrow(/plain identifier/);
+    for (const bad of ['a b', 'x;DROP TABLE y', '`x`', '1abc', 'a.b.c', ''])
+      expect(() => ident(bad)).toThrow(/plain identifier/);
   });
 
   it('builds statements from a template, and joins fragments', () => {
     const where = join([ch`a = ${"x'"}`, ch`b > ${3}`], ' AND ');
-    expect(ch`SELECT * FROM ${ident('t')} WHERE ${where}`.text).toBe("SELECT * FROM t WHERE a = 'x\\'' AND b > 3");
+    expect(ch`SELECT * FROM ${ident('t')} WHERE ${where}`.text).toBe(
+      "SELECT * FROM t WHERE a = 'x\\'' AND b > 3",
+    );
   });
 });

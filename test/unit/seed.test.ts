@@ -51,20 +51,27 @@ describe('synthetic data generator', () => {
     expect(top / total).toBeGreaterThan(0.1);
   });
 
-  it('spaces a play\'s ticks 5 s apart, includes short skips, and keeps every tick within the month', () => {
+  it("spaces a play's ticks 5 s apart, includes short skips, and keeps every tick within the month", () => {
     const byPlay = new Map<string, number[]>();
-    for (const t of ticks) byPlay.set(t.play_id, [...(byPlay.get(t.play_id) ?? []), Date.parse(t.event_time)]);
-    for (const times of byPlay.values()) for (let i = 1; i < times.length; i++) expect((times[i] as number) - (times[i - 1] as number)).toBe(5000);
+    for (const t of ticks)
+      byPlay.set(t.play_id, [...(byPlay.get(t.play_id) ?? []), Date.parse(t.event_time)]);
+    for (const times of byPlay.values())
+      for (let i = 1; i < times.length; i++)
+        expect((times[i] as number) - (times[i - 1] as number)).toBe(5000);
     const short = [...byPlay.values()].filter((t) => t.length < 6).length / byPlay.size;
     expect(short).toBeGreaterThan(0.15);
     const now = opts.now.getTime();
-    expect(ticks.every((t) => Date.parse(t.event_time) <= now && Date.parse(t.event_time) > now - 31 * 86_400_000)).toBe(true);
+    expect(
+      ticks.every((t) => Date.parse(t.event_time) <= now && Date.parse(t.event_time) > now - 31 * 86_400_000),
+    ).toBe(true);
     expect(new Set(ticks.map((t) => t.event_id)).size).toBe(ticks.length);
   });
 
   it('includes bot-like users whose recent plays are rapid skips', () => {
     expect(data.botUserIds.length).toBeGreaterThan(0);
-    const recentBotTicks = ticks.filter((t) => data.botUserIds.includes(t.user_id) && Date.parse(t.event_time) > opts.now.getTime() - 600_000);
+    const recentBotTicks = ticks.filter(
+      (t) => data.botUserIds.includes(t.user_id) && Date.parse(t.event_time) > opts.now.getTime() - 600_000,
+    );
     expect(recentBotTicks.length).toBeGreaterThan(0);
   });
 });
