@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's run command: dependencies, the native stack, migrations, demo data, worker and API.
+# The README's run command: dependencies, the native stack, migrations, worker + sink + API, demo data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -7,4 +7,6 @@ bash scripts/install.sh
 npx tsx stack/cli.ts up
 npx tsx scripts/migrate.ts
 npx tsx stack/cli.ts up --app >/dev/null
+# An empty system gets the small demo dataset; its ticks go through Kafka and the sink like real traffic.
+npx tsx scripts/seed.ts --scale small --if-empty
 npx tsx scripts/urls.ts

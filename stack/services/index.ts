@@ -18,6 +18,7 @@ export const services: ServiceDef[] = [
   kafka,
   opensearch,
   temporalTestServer,
+  chdb,
   ffmpeg,
 ];
 

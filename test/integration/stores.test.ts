@@ -62,6 +62,7 @@ describe('stores (real services from npm run stack -- up)', () => {
     const index = `smoke-${id}`;
     try {
       expect((await openSearchHealth(os)).ok).toBe(true);
+      await os.indices.create({ index, body: { settings: { number_of_replicas: 0 } } });
       await os.index({ index, id, body: { title: 'Smoke on the Water' }, refresh: true });
       const { body } = await os.search({ index, body: { query: { match: { title: 'water' } } } });
       expect(body.hits.hits.map((h) => h._id)).toEqual([id]);

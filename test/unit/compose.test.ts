@@ -33,6 +33,7 @@ describe('temporal/docker-compose.yml', () => {
         'minio',
         'cadenza-migrate',
         'cadenza-worker',
+        'cadenza-sink',
         'cadenza-api',
       ].sort(),
     );
@@ -51,7 +52,7 @@ describe('temporal/docker-compose.yml', () => {
   });
 
   it('gives the Cadenza processes only variables the config knows, and a config that loads', () => {
-    for (const name of ['cadenza-migrate', 'cadenza-worker', 'cadenza-api']) {
+    for (const name of ['cadenza-migrate', 'cadenza-worker', 'cadenza-sink', 'cadenza-api']) {
       const env = compose.services[name]?.environment ?? {};
       const unknown = Object.keys(env).filter((k) => !(configVariables as string[]).includes(k));
       expect({ name, unknown }).toEqual({ name, unknown: [] });
