@@ -24,6 +24,11 @@ const usage = `usage: npm run stack -- <command>
   reset            down, then delete the state folder (data and logs; the download cache stays)`;
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
+// `npm run stack -- status | head` closes the pipe early: not an error worth a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 async function provision(ctx: StackContext, services: ServiceDef[]): Promise<void> {

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { exists, run, StackError, type StackContext } from './context';
 import type { Program } from './services/types';
@@ -123,10 +123,26 @@ export async function processStates(
   return states;
 }
 
+/** Stops every program and supervisord itself; returns once supervisord has exited (its ports are free). */
 export async function shutdownSupervisor(ctx: StackContext): Promise<void> {
-  if (!(await supervisorRunning(ctx))) return;
-  await supervisorctl(ctx, 'shutdown');
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline && (await supervisorRunning(ctx)))
-    await new Promise((r) => setTimeout(r, 300));
+  const pidFile = files(ctx).pid;
+  const pid = exists(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : NaN;
+  const alive = () => {
+    try {
+      return Number.isInteger(pid) && pid > 0 && process.kill(pid, 0);
+    } catch {
+      return false;
+    }
+  };
+  if (!alive()) return;
+  // Fails harmlessly when a shutdown is already under way; either way we wait for the exit.
+  await supervisorctl(ctx, 'shutdown').catch(() => undefined);
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline && alive()) await new Promise((r) => setTimeout(r, 300));
+  if (alive())
+    throw new StackError(
+      'supervisor',
+      `supervisord (pid ${pid}) did not exit within 2 minutes`,
+      `kill ${pid}`,
+    );
 }

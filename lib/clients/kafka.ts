@@ -1,4 +1,4 @@
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
 import type { Config } from '../config';
 import { measureHealth, type Health } from './health';
 
@@ -21,5 +21,19 @@ export function kafkaHealth(kafka: Kafka): Promise<Health> {
     } finally {
       await admin.disconnect();
     }
+  });
+}
+
+/**
+ * An idempotent producer (no duplicates from its own retries), keyed messages spread by the murmur2
+ * partitioner (Java-client compatible). Its retries are not capped: kafkajs refuses exactly-once
+ * guarantees with a cap; callers that must answer quickly put their own deadline around send().
+ */
+export function idempotentProducer(kafka: Kafka): Producer {
+  return kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 5000 },
   });
 }

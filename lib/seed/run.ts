@@ -2,7 +2,7 @@ import { MultiBar, Presets } from 'cli-progress';
 import { sql } from 'slonik';
 import { refreshDimensions } from '../../activities/analytics/dimensions';
 import { createClickHouse } from '../clients/clickhouse';
-import { createKafka } from '../clients/kafka';
+import { createKafka, idempotentProducer } from '../clients/kafka';
 import { createPostgresPool } from '../clients/postgres';
 import type { Config } from '../config';
 import { generateDataset, generateTicks, type Dataset, type SeedOptions } from './generate';
@@ -72,10 +72,7 @@ export async function runSeed(cfg: Config, opts: RunSeedOptions): Promise<SeedRe
     };
     let sent: number;
     if (opts.via === 'kafka') {
-      const producer = createKafka(cfg.kafka, 'cadenza-seed').producer({
-        idempotent: true,
-        maxInFlightRequests: 1,
-      });
+      const producer = idempotentProducer(createKafka(cfg.kafka, 'cadenza-seed'));
       await producer.connect();
       try {
         sent = await produceTicks(producer, ticks(), onRows);

@@ -3,6 +3,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { idempotentProducer } from '../../lib/clients/kafka';
 import { TOPICS } from '../../lib/migrate/kafka';
 import { normaliseTick, tickProblem, type PlayTick } from '../../lib/play-ticks';
 import { chDateTime, TICK_COLUMNS } from '../../lib/seed/load';
@@ -70,7 +71,7 @@ export class PlayTickSink {
   }
 
   async start(): Promise<void> {
-    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    this.producer = idempotentProducer(this.kafka);
     await this.producer.connect();
     this.consumer = this.kafka.consumer({
       groupId: this.opts.groupId,
