@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isrcFor, upcFor } from './codes';
-import { Random, Weighted, Zipf } from './random';
+import { FastRandom, Random, Weighted, Zipf } from './random';
 
 /**
  * Deterministic synthetic data: the same (scale, seed, now) gives the same rows, byte for byte.
@@ -417,7 +417,7 @@ export interface Tick {
  * ticks; a quarter of plays are skips under 30 s; bot-like users skip rapidly, some in the last minutes.
  */
 export function* generateTicks(data: Dataset, opts: SeedOptions): Generator<Tick> {
-  const r = new Random(opts.seed + 1_000_003);
+  const r = new FastRandom(opts.seed + 1_000_003);
   const now = opts.now.getTime();
   const plays = opts.plays ?? SCALES[opts.scale].plays;
   const trackZipf = new Zipf(data.tracks.length);

@@ -1,7 +1,18 @@
 import { Faker, en } from '@faker-js/faker';
+import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
+import type { RandomGenerator } from 'pure-rand/types/RandomGenerator';
 
-/** A seeded random source: same seed, same sequence (faker's Mersenne Twister under the hood). */
-export class Random {
+/** What the generators need from a seeded random source. */
+export interface Rng {
+  next(): number;
+  int(min: number, max: number): number;
+  chance(p: number): boolean;
+  pick<T>(items: readonly T[]): T;
+  uuid(): string;
+}
+
+/** A seeded random source with faker's names and titles: same seed, same sequence. For entities. */
+export class Random implements Rng {
   readonly faker: Faker;
   constructor(seed: number) {
     this.faker = new Faker({ locale: [en] });
@@ -25,6 +36,44 @@ export class Random {
   }
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/**
+ * A fast seeded source (xoroshiro128+ from pure-rand) for the millions of play-ticks, where faker's
+ * generator would dominate the load time. Same seed, same sequence.
+ */
+export class FastRandom implements Rng {
+  private readonly rng: RandomGenerator;
+  constructor(seed: number) {
+    this.rng = xoroshiro128plus(seed);
+  }
+  private u32(): number {
+    return this.rng.next() >>> 0;
+  }
+  next(): number {
+    return this.u32() / 4294967296;
+  }
+  int(min: number, max: number): number {
+    return min + Math.floor(this.next() * (max - min + 1));
+  }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(0, items.length - 1)] as T;
+  }
+  /** A version-4 UUID from 122 random bits. */
+  uuid(): string {
+    const b = [this.u32(), this.u32(), this.u32(), this.u32()];
+    const byte = (w: number, i: number) => HEX[((b[w] as number) >>> (24 - 8 * i)) & 0xff] as string;
+    const h = (w: number) => byte(w, 0) + byte(w, 1) + byte(w, 2) + byte(w, 3);
+    const w1 = h(1);
+    const w2 = h(2);
+    const variant = HEX[(((b[2] as number) >>> 24) & 0x3f) | 0x80] as string;
+    return `${h(0)}-${w1.slice(0, 4)}-4${w1.slice(5, 8)}-${variant}${w2.slice(2, 4)}-${w2.slice(4)}${h(3)}`;
+  }
+}
+
 /** Samples 0..n-1 with P(k) ∝ 1/(k+1)^s: popularity that follows Zipf's law. */
 export class Zipf {
   private readonly cdf: Float64Array;
@@ -34,7 +83,7 @@ export class Zipf {
     for (let k = 0; k < n; k++) this.cdf[k] = total += 1 / Math.pow(k + 1, s);
     for (let k = 0; k < n; k++) this.cdf[k] = (this.cdf[k] as number) / total;
   }
-  sample(rnd: Random): number {
+  sample(rnd: Rng): number {
     const u = rnd.next();
     let lo = 0;
     let hi = this.cdf.length - 1;
@@ -55,7 +104,7 @@ export class Weighted<T> {
     for (const [, w] of items) this.cdf.push((total += w));
     this.cdf = this.cdf.map((c) => c / total);
   }
-  sample(rnd: Random): T {
+  sample(rnd: Rng): T {
     const u = rnd.next();
     const i = this.cdf.findIndex((c) => u < c);
     return (this.items[i === -1 ? this.items.length - 1 : i] as readonly [T, number])[0];
