@@ -36,7 +36,9 @@ export class Random implements Rng {
   }
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+/** Four hex digits for every 16-bit value: a UUID is eight look-ups. */
+const HEX4 = Array.from({ length: 65536 }, (_, i) => i.toString(16).padStart(4, '0'));
+const VARIANT = ['8', '9', 'a', 'b'];
 
 /**
  * A fast seeded source (xoroshiro128+ from pure-rand) for the millions of play-ticks, where faker's
@@ -64,13 +66,25 @@ export class FastRandom implements Rng {
   }
   /** A version-4 UUID from 122 random bits. */
   uuid(): string {
-    const b = [this.u32(), this.u32(), this.u32(), this.u32()];
-    const byte = (w: number, i: number) => HEX[((b[w] as number) >>> (24 - 8 * i)) & 0xff] as string;
-    const h = (w: number) => byte(w, 0) + byte(w, 1) + byte(w, 2) + byte(w, 3);
-    const w1 = h(1);
-    const w2 = h(2);
-    const variant = HEX[(((b[2] as number) >>> 24) & 0x3f) | 0x80] as string;
-    return `${h(0)}-${w1.slice(0, 4)}-4${w1.slice(5, 8)}-${variant}${w2.slice(2, 4)}-${w2.slice(4)}${h(3)}`;
+    const a = this.rng.next() >>> 0;
+    const b = this.rng.next() >>> 0;
+    const c = this.rng.next() >>> 0;
+    const d = this.rng.next() >>> 0;
+    return (
+      HEX4[a >>> 16]! +
+      HEX4[a & 0xffff]! +
+      '-' +
+      HEX4[b >>> 16]! +
+      '-4' +
+      HEX4[b & 0xffff]!.slice(1) +
+      '-' +
+      VARIANT[c >>> 30]! +
+      HEX4[c >>> 16]!.slice(1) +
+      '-' +
+      HEX4[c & 0xffff]! +
+      HEX4[d >>> 16]! +
+      HEX4[d & 0xffff]!
+    );
   }
 }
 

@@ -28,6 +28,7 @@ export interface SeedReport {
   ticks: number;
   seconds: number;
   tickRowsPerSecond: number;
+  postgres: { rows: number; seconds: number };
 }
 
 /** Generates the dataset and loads it: PostgreSQL, the ClickHouse dimensions, then the ticks. */
@@ -49,15 +50,19 @@ export async function runSeed(cfg: Config, opts: RunSeedOptions): Promise<SeedRe
       : { increment: (_n?: number, _p?: object) => undefined };
   try {
     if (opts.ifEmpty && (await pool.oneFirst(sql.unsafe`SELECT count(*)::int FROM users`)) > 0) {
-      return { skipped: true, ticks: 0, seconds: 0, tickRowsPerSecond: 0 };
+      return { skipped: true, ticks: 0, seconds: 0, tickRowsPerSecond: 0, postgres: { rows: 0, seconds: 0 } };
     }
     const started = Date.now();
     const data = generateDataset(opts);
+    const pgStart = Date.now();
+    let pgRows = 0;
     for (const t of POSTGRES_TABLES) {
       const rows = t.rows(data);
       const b = bar(t.table, rows.length);
       await insertRows(pool, t.table, t.columns, rows, (n) => b.increment(n));
+      pgRows += rows.length;
     }
+    const pgSeconds = (Date.now() - pgStart) / 1000;
     await refreshDimensions(pool, clickhouse);
     const settlement = new SettlementAccumulator();
     const ticks = () => tap(generateTicks(data, opts), (t) => settlement.observe(t));
@@ -92,6 +97,7 @@ export async function runSeed(cfg: Config, opts: RunSeedOptions): Promise<SeedRe
       ticks: sent,
       seconds: (Date.now() - started) / 1000,
       tickRowsPerSecond: sent / Math.max(tickSeconds, 0.001),
+      postgres: { rows: pgRows, seconds: pgSeconds },
     };
   } finally {
     bars.stop();

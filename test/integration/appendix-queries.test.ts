@@ -22,7 +22,7 @@ import { migrateClickHouse } from '../../lib/migrate/clickhouse';
 import { migratePostgres } from '../../lib/migrate/postgres';
 import { generateTicks, type Dataset, type Tick } from '../../lib/seed/generate';
 import { runSeed, type SeedReport } from '../../lib/seed/run';
-import { freshDatabases } from '../helpers/databases';
+import { scratchDatabases } from '../../stack/scratch';
 import { testConfig } from '../helpers/env';
 
 /**
@@ -36,7 +36,7 @@ const dayOf = (iso: string) => iso.slice(0, 10);
 const fromDay = dayOf(FROM.toISOString());
 
 describe('appendix queries on seeded data', () => {
-  let db: Awaited<ReturnType<typeof freshDatabases>>;
+  let db: Awaited<ReturnType<typeof scratchDatabases>>;
   let pool: DatabasePool;
   let chc: ClickHouseClient;
   let seeded: SeedReport;
@@ -46,7 +46,7 @@ describe('appendix queries on seeded data', () => {
     (await chc.query({ query: q.text, format: 'JSONEachRow' })).json<T>();
 
   beforeAll(async () => {
-    db = await freshDatabases(testConfig());
+    db = await scratchDatabases(testConfig());
     await migratePostgres(db.config.postgres);
     await migrateClickHouse(db.config.clickhouse);
     seeded = await runSeed(db.config, { ...opts, via: 'clickhouse' });

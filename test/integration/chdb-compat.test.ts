@@ -19,7 +19,7 @@ import { generateDataset, generateTicks, type Tick } from '../../lib/seed/genera
 import { chDateTime, TICK_COLUMNS } from '../../lib/seed/load';
 import { stackContext } from '../../stack/context';
 import { chdbPython } from '../../stack/services/chdb';
-import { freshDatabases } from '../helpers/databases';
+import { scratchDatabases } from '../../stack/scratch';
 import { testConfig } from '../helpers/env';
 
 /**
@@ -33,7 +33,7 @@ const NIL = '00000000-0000-0000-0000-000000000000';
 const tsv = (rows: unknown[][]) => rows.map((r) => r.join('\t')).join('\n') + '\n';
 
 describe('ClickHouse SQL on 18.16 and on a current release (chdb)', () => {
-  let db: Awaited<ReturnType<typeof freshDatabases>>;
+  let db: Awaited<ReturnType<typeof scratchDatabases>>;
   let client: ClickHouseClient;
   const data = generateDataset(opts);
   const ticks: Tick[] = [...generateTicks(data, opts)];
@@ -93,7 +93,7 @@ describe('ClickHouse SQL on 18.16 and on a current release (chdb)', () => {
   ];
 
   beforeAll(async () => {
-    db = await freshDatabases(testConfig());
+    db = await scratchDatabases(testConfig());
     await migrateClickHouse(db.config.clickhouse);
     client = createClickHouse(db.config.clickhouse);
     for (const ins of inserts) {

@@ -3,17 +3,17 @@ import { createClickHouse } from '../../lib/clients/clickhouse';
 import { clickHouseMigrations, migrateClickHouse } from '../../lib/migrate/clickhouse';
 import { loadTicksToClickHouse } from '../../lib/seed/load';
 import type { Tick } from '../../lib/seed/generate';
-import { freshDatabases } from '../helpers/databases';
+import { scratchDatabases } from '../../stack/scratch';
 import { testConfig } from '../helpers/env';
 
 /** The ClickHouse DDL on Debian's 18.16 server: from empty, idempotent, and duplicates collapse. */
 describe('ClickHouse schema (18.16)', () => {
-  let db: Awaited<ReturnType<typeof freshDatabases>>;
+  let db: Awaited<ReturnType<typeof scratchDatabases>>;
   let client: ClickHouseClient;
   const q = async <T>(query: string) => (await client.query({ query, format: 'JSONEachRow' })).json<T>();
 
   beforeAll(async () => {
-    db = await freshDatabases(testConfig());
+    db = await scratchDatabases(testConfig());
     client = createClickHouse(db.config.clickhouse);
   }, 60_000);
   afterAll(async () => {

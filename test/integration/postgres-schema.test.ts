@@ -1,18 +1,18 @@
 import { sql, type DatabasePool } from 'slonik';
 import { createPostgresPool } from '../../lib/clients/postgres';
 import { migratePostgres } from '../../lib/migrate/postgres';
-import { freshDatabases } from '../helpers/databases';
+import { scratchDatabases } from '../../stack/scratch';
 import { testConfig } from '../helpers/env';
 
 /** Migrations from empty, re-applied as a no-op, and the constraints that keep bad data out. */
 describe('PostgreSQL schema', () => {
-  let db: Awaited<ReturnType<typeof freshDatabases>>;
+  let db: Awaited<ReturnType<typeof scratchDatabases>>;
   let pool: DatabasePool;
   let artistId: string;
   let albumId: string;
 
   beforeAll(async () => {
-    db = await freshDatabases(testConfig());
+    db = await scratchDatabases(testConfig());
     pool = await createPostgresPool(db.config.postgres, 2);
   }, 60_000);
   afterAll(async () => {

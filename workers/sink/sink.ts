@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { idempotentProducer } from '../../lib/clients/kafka';
 import { TOPICS } from '../../lib/migrate/kafka';
 import { normaliseTick, tickProblem, type PlayTick } from '../../lib/play-ticks';
-import { chDateTime, TICK_COLUMNS } from '../../lib/seed/load';
+import { TICK_COLUMNS, tsvLine } from '../../lib/seed/load';
 import type { SuppressionList } from './suppressions';
 
 export interface SinkOptions {
@@ -138,9 +138,7 @@ export class PlayTickSink {
         suppressed++;
         continue;
       }
-      rows.push(
-        `${t.event_id}\t${t.play_id}\t${t.user_id}\t${t.track_id}\t${t.country}\t${t.device_id}\t${t.position_ms}\t${chDateTime(new Date(t.event_time).toISOString())}\n`,
-      );
+      rows.push(tsvLine(t));
     }
     if (rows.length) await this.insertWithRetry(rows, heartbeat, () => isRunning() && !isStale());
     if (!isRunning() || isStale()) return; // a rebalance took the partition: the new owner re-reads from the last commit

@@ -1,16 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'slonik';
-import { createClickHouse } from '../../lib/clients/clickhouse';
-import { createPostgresPool } from '../../lib/clients/postgres';
-import { ch, ident } from '../../lib/clickhouse-sql';
-import type { Config } from '../../lib/config';
-import { TEMPLATE } from '../../stack/services/postgres';
+import { createClickHouse } from '../lib/clients/clickhouse';
+import { createPostgresPool } from '../lib/clients/postgres';
+import { ch, ident } from '../lib/clickhouse-sql';
+import type { Config } from '../lib/config';
+import { TEMPLATE } from './services/postgres';
 
 /**
- * Throw-away databases for one test file: a PostgreSQL database made from the stack's template
+ * Throw-away databases for a test file or a benchmark: a PostgreSQL database made from the stack's template
  * (which carries pg_partman) and a ClickHouse database, both empty. drop() removes them.
  */
-export async function freshDatabases(base: Config): Promise<{ config: Config; drop: () => Promise<void> }> {
+export async function scratchDatabases(base: Config): Promise<{ config: Config; drop: () => Promise<void> }> {
   const name = `cadenza_t_${randomBytes(4).toString('hex')}`;
   const admin = await createPostgresPool(base.postgres, 1);
   await admin.query(
