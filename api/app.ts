@@ -97,6 +97,8 @@ export async function buildApp(deps: ApiDeps) {
     max: config.api.rateLimitPerMinute,
     timeWindow: '1 minute',
     keyGenerator: (request) => (request.principal ? `sub:${request.principal.sub}` : `ip:${request.ip}`),
+    // Health, metrics and docs are for probes and people, not clients: never limited.
+    allowList: (request) => Boolean(request.routeOptions.config.public),
   });
 
   await app.register(healthRoutes, { readiness: deps.readiness });

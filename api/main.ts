@@ -5,6 +5,7 @@ import { createKafka, kafkaHealth } from '../lib/clients/kafka';
 import { createMinio, minioHealth } from '../lib/clients/minio';
 import { createOpenSearch, openSearchHealth } from '../lib/clients/opensearch';
 import { createPostgresPool, postgresHealth } from '../lib/clients/postgres';
+import { cachedChecks } from '../lib/clients/health';
 import { temporalHealth } from '../lib/clients/temporal';
 import { config } from '../lib/config';
 import { childLogger } from '../lib/logger';
@@ -26,7 +27,7 @@ async function main(): Promise<void> {
     config: cfg,
     temporal,
     verify: await createVerifier(cfg.auth),
-    readiness: () =>
+    readiness: cachedChecks(() =>
       Promise.all([
         temporalHealth(connection),
         postgresHealth(pg),
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
         minioHealth(minio),
         kafkaHealth(kafka),
       ]),
+    ),
   });
   const close = async () => {
     await app.close();

@@ -53,7 +53,7 @@ const variables = {
   CADENZA_API_HOST: z.string().min(1).default('127.0.0.1'),
   CADENZA_API_PORT: port.default(3000),
   CADENZA_API_BODY_LIMIT: z.coerce.number().int().min(1024).default(1_048_576),
-  CADENZA_API_RATE_LIMIT: z.coerce.number().int().min(1).default(6000),
+  CADENZA_API_RATE_LIMIT: z.coerce.number().int().min(1).default(60_000),
 
   /** Bearer tokens: an OIDC issuer's JWKS; unset means the project's development issuer. */
   CADENZA_AUTH_JWKS_URL: url.optional(),

@@ -32,3 +32,16 @@ export async function measureHealth(
     clearTimeout(timer);
   }
 }
+
+/**
+ * Shares one round of checks among callers for `ttlMs`: a readiness probe hit hundreds of times a
+ * second must not open hundreds of connections to every store.
+ */
+export function cachedChecks(run: () => Promise<Health[]>, ttlMs = 1000): () => Promise<Health[]> {
+  let last: { at: number; result: Promise<Health[]> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!last || now - last.at > ttlMs) last = { at: now, result: run() };
+    return last.result;
+  };
+}
