@@ -1,4 +1,5 @@
 import { Connection, Client } from '@temporalio/client';
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import { createVerifier } from '../lib/auth/verifier';
 import { createClickHouse, clickHouseHealth } from '../lib/clients/clickhouse';
 import { createKafka, kafkaHealth } from '../lib/clients/kafka';
@@ -8,6 +9,7 @@ import { createPostgresPool, postgresHealth } from '../lib/clients/postgres';
 import { cachedChecks } from '../lib/clients/health';
 import { temporalHealth } from '../lib/clients/temporal';
 import { config } from '../lib/config';
+import { setUpTracing } from '../lib/telemetry';
 import { childLogger } from '../lib/logger';
 import { buildApp } from './app';
 
@@ -17,7 +19,12 @@ async function main(): Promise<void> {
   const cfg = config();
   // Lazy: the API starts even while a store is still coming up; /readyz says which one is not there yet.
   const connection = Connection.lazy({ address: cfg.temporal.address });
-  const temporal = new Client({ connection, namespace: cfg.temporal.namespace });
+  const tracing = setUpTracing(cfg.otel, 'cadenza-api');
+  const temporal = new Client({
+    connection,
+    namespace: cfg.temporal.namespace,
+    interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] },
+  });
   const pg = await createPostgresPool(cfg.postgres, 4);
   const clickhouse = createClickHouse(cfg.clickhouse);
   const opensearch = createOpenSearch(cfg.opensearch);
@@ -40,7 +47,13 @@ async function main(): Promise<void> {
   });
   const close = async () => {
     await app.close();
-    await Promise.allSettled([pg.end(), clickhouse.close(), opensearch.close(), connection.close()]);
+    await Promise.allSettled([
+      pg.end(),
+      clickhouse.close(),
+      opensearch.close(),
+      connection.close(),
+      tracing.shutdown(),
+    ]);
     process.exit(0);
   };
   process.once('SIGTERM', () => void close());

@@ -70,6 +70,9 @@ const variables = {
   CADENZA_SINK_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(64).default(3),
   CADENZA_SINK_HEALTH_PORT: port.default(3002),
 
+  CADENZA_OTEL_EXPORTER: z.enum(['none', 'console', 'otlp']).default('none'),
+  CADENZA_OTEL_ENDPOINT: url.default('http://127.0.0.1:4318/v1/traces'),
+
   CADENZA_WORKER_HEALTH_PORT: port.default(3001),
   CADENZA_WORKER_METRICS_PORT: port.default(9464),
   CADENZA_WORKER_TASK_QUEUES: z
@@ -164,6 +167,7 @@ function build(env: Env) {
       audience: env.CADENZA_AUTH_AUDIENCE,
       devIssuerDir: env.CADENZA_DEV_ISSUER_DIR,
     },
+    otel: { exporter: env.CADENZA_OTEL_EXPORTER, endpoint: env.CADENZA_OTEL_ENDPOINT },
     sink: {
       groupId: env.CADENZA_SINK_GROUP_ID,
       minBatchBytes: env.CADENZA_SINK_MIN_BATCH_BYTES,

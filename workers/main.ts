@@ -5,6 +5,8 @@ import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporal
 import { createActivities } from '../activities';
 import { config } from '../lib/config';
 import { childLogger } from '../lib/logger';
+import { setUpTracing } from '../lib/telemetry';
+import { tracingWorkerOptions } from './interceptors';
 import { temporalLogger } from './temporal-logger';
 
 /**
@@ -29,6 +31,7 @@ async function main(): Promise<void> {
   const workflowSource: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = existsSync(bundlePath)
     ? { workflowBundle: { codePath: bundlePath } }
     : { workflowsPath: require.resolve('../workflows') };
+  const tracing = setUpTracing(cfg.otel, 'cadenza-worker');
   const activities = createActivities();
   const workers = await Promise.all(
     cfg.worker.taskQueues.map((taskQueue) =>
@@ -40,6 +43,7 @@ async function main(): Promise<void> {
         activities,
         maxConcurrentActivityTaskExecutions: cfg.worker.maxConcurrentActivities,
         shutdownGraceTime: cfg.worker.shutdownGrace,
+        ...tracingWorkerOptions(tracing),
       }),
     ),
   );
@@ -56,6 +60,7 @@ async function main(): Promise<void> {
   } finally {
     health.close();
     await connection.close();
+    await tracing.shutdown();
     log.info('worker stopped');
   }
 }

@@ -4,6 +4,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../lib/config';
 import { stackContext, testServerLauncher } from '../../stack/context';
+import { WORKFLOW_INTERCEPTORS } from '../../workers/interceptors';
 
 /** Tests use their own Temporal namespace, apart from the demo worker started by npm run up. */
 export function testConfig(): Config {
@@ -24,7 +25,11 @@ export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** Workflow code bundled once per test file and reused by every worker in it. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger });
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    workflowInterceptorModules: [WORKFLOW_INTERCEPTORS],
+    logger: quietLogger,
+  });
   return bundle;
 }
 
