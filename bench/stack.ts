@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -76,6 +76,7 @@ async function main(): Promise<void> {
   if (values.cold) {
     stack(['down']);
     const tmp = mkdtempSync(path.join(tmpdir(), 'cadenza-cold-'));
+    chmodSync(tmp, 0o755);
     const env = {
       CADENZA_CACHE_DIR: path.join(tmp, 'cache'),
       CADENZA_STATE_DIR: path.join(tmp, 'state'),
@@ -97,6 +98,7 @@ async function main(): Promise<void> {
 
   // From a fresh state folder (caches warm): initdb, Kafka storage format, first OpenSearch start.
   const freshState = mkdtempSync(path.join(tmpdir(), 'cadenza-state-'));
+  chmodSync(freshState, 0o755); // PostgreSQL runs as its own user and must enter the folder
   stack(['down']);
   const fresh = stack(['up'], { CADENZA_STATE_DIR: freshState });
   results.fresh_state_up_s = fresh.seconds;

@@ -1,6 +1,6 @@
 import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { exists, run, type StackContext } from '../context';
+import { exists, run, StackError, type StackContext } from '../context';
 import { tcpProbe } from '../probes';
 import type { ServiceDef } from './types';
 
@@ -45,6 +45,12 @@ export const postgres: ServiceDef = {
   ports: (ctx) => [ctx.config.postgres.port],
   async prepare(ctx) {
     const { data, socket } = dirs(ctx);
+    if (isRoot()) {
+      // PostgreSQL runs as the `postgres` user, which must be able to reach the state folder.
+      await run('postgres', 'runuser', ['-u', 'postgres', '--', 'test', '-x', ctx.state]).catch(() => {
+        throw new StackError('postgres', `the postgres user cannot enter ${ctx.state}`, `make it and its parents traversable (chmod o+x), or set CADENZA_STATE_DIR elsewhere`);
+      });
+    }
     mkdirSync(socket, { recursive: true });
     await chownToPostgres(socket);
     if (exists(path.join(data, 'PG_VERSION'))) return;
