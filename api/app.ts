@@ -91,9 +91,9 @@ export async function buildApp(deps: ApiDeps) {
   await app.register(openapi);
   await app.register(metrics);
   await app.register(auth, { verify: deps.verify });
-  // Per token (its subject), after authentication; anonymous callers are limited by address.
+  // Per token (its subject): after authentication, before validation; anonymous callers by address.
   await app.register(rateLimit, {
-    hook: 'preHandler',
+    hook: 'preValidation',
     max: config.api.rateLimitPerMinute,
     timeWindow: '1 minute',
     keyGenerator: (request) => (request.principal ? `sub:${request.principal.sub}` : `ip:${request.ip}`),

@@ -2,6 +2,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createActivities } from '../activities';
 import { config } from '../lib/config';
 import { childLogger } from '../lib/logger';
@@ -47,7 +48,17 @@ async function main(): Promise<void> {
       }),
     ),
   );
+  // /healthz for the supervisor and orchestrators; /metrics for the process (the Temporal runtime's
+  // own metrics are on the metrics port).
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'cadenza_worker_' });
   const health = http.createServer((req, res) => {
+    if (req.url === '/metrics') {
+      void registry
+        .metrics()
+        .then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body));
+      return;
+    }
     const running = workers.every((w) => w.getState() === 'RUNNING');
     const status = req.url === '/healthz' ? (running ? 200 : 503) : 404;
     res.writeHead(status, { 'content-type': 'application/json' });

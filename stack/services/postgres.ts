@@ -48,7 +48,11 @@ export const postgres: ServiceDef = {
     if (isRoot()) {
       // PostgreSQL runs as the `postgres` user, which must be able to reach the state folder.
       await run('postgres', 'runuser', ['-u', 'postgres', '--', 'test', '-x', ctx.state]).catch(() => {
-        throw new StackError('postgres', `the postgres user cannot enter ${ctx.state}`, `make it and its parents traversable (chmod o+x), or set CADENZA_STATE_DIR elsewhere`);
+        throw new StackError(
+          'postgres',
+          `the postgres user cannot enter ${ctx.state}`,
+          `make it and its parents traversable (chmod o+x), or set CADENZA_STATE_DIR elsewhere`,
+        );
       });
     }
     mkdirSync(socket, { recursive: true });

@@ -127,3 +127,61 @@ describe('API authentication on every route', () => {
     expect(res.headers['x-request-id']).toBe('req-123');
   });
 });
+
+describe('API limits', () => {
+  it('limits requests per token with 429 problem+json and Retry-After, and leaves health alone', async () => {
+    const cfg = withTempIssuer(
+      loadConfig({ CADENZA_TEMPORAL_ADDRESS: '127.0.0.1:1', CADENZA_API_RATE_LIMIT: '3' }),
+    );
+    const app = await testApp(cfg);
+    try {
+      const token = await tokenFor(cfg, 'busy-client', ['operator']);
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const res = await app.inject({
+          method: 'POST',
+          url: '/v1/ping',
+          headers: bearer(token),
+          payload: { token: 5 },
+        });
+        statuses.push(res.statusCode);
+        if (res.statusCode === 429) {
+          expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+          expect(res.json().type).toBe('urn:cadenza:problem:rate-limited');
+          expect(res.headers['retry-after']).toBeDefined();
+        }
+      }
+      expect(statuses).toEqual([400, 400, 400, 429, 429]);
+      // Another token has its own budget; health is never limited.
+      const other = await tokenFor(cfg, 'calm-client', ['operator']);
+      expect(
+        (await app.inject({ method: 'POST', url: '/v1/ping', headers: bearer(other), payload: { token: 5 } }))
+          .statusCode,
+      ).toBe(400);
+      for (let i = 0; i < 5; i++)
+        expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('refuses a body over the limit with 413 problem+json', async () => {
+    const cfg = withTempIssuer(
+      loadConfig({ CADENZA_TEMPORAL_ADDRESS: '127.0.0.1:1', CADENZA_API_BODY_LIMIT: '2048' }),
+    );
+    const app = await testApp(cfg);
+    try {
+      const token = await tokenFor(cfg, 'big', ['operator']);
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/ping',
+        headers: { ...bearer(token), 'content-type': 'application/json' },
+        payload: JSON.stringify({ token: 'x'.repeat(5000) }),
+      });
+      expect(res.statusCode).toBe(413);
+      expect(res.json().type).toBe('urn:cadenza:problem:payload-too-large');
+    } finally {
+      await app.close();
+    }
+  });
+});
