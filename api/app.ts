@@ -16,6 +16,7 @@ import metrics from './plugins/metrics';
 import openapi from './plugins/openapi';
 import { healthRoutes } from './routes/health';
 import { pingRoutes } from './routes/ping';
+import { playTickRoutes, type TickPublisher } from './routes/play-ticks';
 import { workflowRoutes } from './routes/workflows';
 import { Problem } from './schemas';
 
@@ -36,6 +37,8 @@ export interface ApiDeps {
   config: Config;
   temporal: Client;
   verify: Verifier;
+  /** Where accepted play-ticks go (Kafka in production). */
+  publisher: TickPublisher;
   /** Temporal and every store, for /readyz. */
   readiness: () => Promise<Health[]>;
   /** Tests pass false for a quiet app. */
@@ -110,5 +113,6 @@ export async function buildApp(deps: ApiDeps) {
   }
   await app.register(workflowRoutes, { temporal: deps.temporal });
   await app.register(pingRoutes, { temporal: deps.temporal });
+  await app.register(playTickRoutes, { publisher: deps.publisher });
   return app;
 }

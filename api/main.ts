@@ -9,6 +9,7 @@ import { createPostgresPool, postgresHealth } from '../lib/clients/postgres';
 import { cachedChecks } from '../lib/clients/health';
 import { temporalHealth } from '../lib/clients/temporal';
 import { config } from '../lib/config';
+import { PlayTickProducer } from '../lib/play-tick-producer';
 import { setUpTracing } from '../lib/telemetry';
 import { childLogger } from '../lib/logger';
 import { buildApp } from './app';
@@ -30,10 +31,12 @@ async function main(): Promise<void> {
   const opensearch = createOpenSearch(cfg.opensearch);
   const minio = createMinio(cfg.minio);
   const kafka = createKafka(cfg.kafka, 'cadenza-api');
+  const publisher = new PlayTickProducer(kafka);
   const app = await buildApp({
     config: cfg,
     temporal,
     verify: await createVerifier(cfg.auth),
+    publisher,
     readiness: cachedChecks(() =>
       Promise.all([
         temporalHealth(connection),

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { buildApp } from '../../api/app';
+import type { TickPublisher } from '../../api/routes/play-ticks';
 import { mintDevToken } from '../../lib/auth/dev-issuer';
 import type { Scope } from '../../lib/auth/scopes';
 import { createVerifier } from '../../lib/auth/verifier';
@@ -29,7 +30,7 @@ export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 export async function testApp(
   cfg: Config,
-  opts: { temporal?: Client; readiness?: () => Promise<Health[]> } = {},
+  opts: { temporal?: Client; readiness?: () => Promise<Health[]>; publisher?: TickPublisher } = {},
 ) {
   const temporal =
     opts.temporal ??
@@ -42,6 +43,7 @@ export async function testApp(
     temporal,
     verify: await createVerifier(cfg.auth),
     readiness: opts.readiness ?? (async () => []),
+    publisher: opts.publisher ?? { publish: async () => undefined },
     log: false,
   });
   await app.ready();

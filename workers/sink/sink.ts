@@ -15,6 +15,8 @@ export interface SinkOptions {
   minBatchBytes: number;
   maxWaitMs: number;
   partitionsConcurrently: number;
+  /** The topics read and written (tests use their own). */
+  topics?: { ticks: string; dlq: string };
 }
 
 /**
@@ -70,6 +72,10 @@ export class PlayTickSink {
     });
   }
 
+  private get topics() {
+    return this.opts.topics ?? { ticks: TOPICS.playTicks.topic, dlq: TOPICS.playTicksDlq.topic };
+  }
+
   async start(): Promise<void> {
     this.producer = idempotentProducer(this.kafka);
     await this.producer.connect();
@@ -82,7 +88,7 @@ export class PlayTickSink {
       heartbeatInterval: 3000,
     });
     await this.consumer.connect();
-    await this.consumer.subscribe({ topic: TOPICS.playTicks.topic, fromBeginning: true });
+    await this.consumer.subscribe({ topic: this.topics.ticks, fromBeginning: true });
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -143,7 +149,7 @@ export class PlayTickSink {
     if (rows.length) await this.insertWithRetry(rows, heartbeat, () => isRunning() && !isStale());
     if (!isRunning() || isStale()) return; // a rebalance took the partition: the new owner re-reads from the last commit
     if (rejects.length)
-      await this.producer!.send({ topic: TOPICS.playTicksDlq.topic, acks: -1, messages: rejects });
+      await this.producer!.send({ topic: this.topics.dlq, acks: -1, messages: rejects });
     this.rows.inc(rows.length);
     this.suppressed.inc(suppressed);
     resolveOffset(batch.lastOffset());
