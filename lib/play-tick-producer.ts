@@ -37,7 +37,11 @@ export class PlayTickProducer {
     if (!ticks.length) return;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new UnavailableError('The event log did not acknowledge the ticks in time; retry shortly.')), this.deadlineMs);
+      timer = setTimeout(
+        () =>
+          reject(new UnavailableError('The event log did not acknowledge the ticks in time; retry shortly.')),
+        this.deadlineMs,
+      );
     });
     try {
       await Promise.race([

@@ -14,7 +14,10 @@ export const MAX_TICKS_PER_REQUEST = 500;
  * answer (202, after Kafka acknowledged) names every rejected tick by index with its reason.
  * A listener may only send their own ticks; a service may send anyone's.
  */
-export const playTickRoutes: FastifyPluginAsyncTypebox<{ publisher: TickPublisher }> = async (app, { publisher }) => {
+export const playTickRoutes: FastifyPluginAsyncTypebox<{ publisher: TickPublisher }> = async (
+  app,
+  { publisher },
+) => {
   app.post(
     '/v1/play-ticks',
     {
@@ -27,7 +30,8 @@ export const playTickRoutes: FastifyPluginAsyncTypebox<{ publisher: TickPublishe
             ticks: Type.Array(Type.Unknown(), {
               minItems: 1,
               maxItems: MAX_TICKS_PER_REQUEST,
-              description: 'event_id, play_id, user_id, track_id (UUIDs), country (ISO 3166-1 alpha-2), device_id, position_ms, event_time (ISO-8601 UTC)',
+              description:
+                'event_id, play_id, user_id, track_id (UUIDs), country (ISO 3166-1 alpha-2), device_id, position_ms, event_time (ISO-8601 UTC)',
             }),
           },
           { additionalProperties: false },
@@ -51,7 +55,10 @@ export const playTickRoutes: FastifyPluginAsyncTypebox<{ publisher: TickPublishe
         if (reason) return void rejected.push({ index, reason });
         const tick = normaliseTick(raw as PlayTick);
         if (!asService && tick.user_id !== sub.toLowerCase()) {
-          return void rejected.push({ index, reason: "user_id is not the token's subject: a listener sends only their own ticks" });
+          return void rejected.push({
+            index,
+            reason: "user_id is not the token's subject: a listener sends only their own ticks",
+          });
         }
         accepted.push(tick);
       });

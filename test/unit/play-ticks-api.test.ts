@@ -40,7 +40,8 @@ describe('POST /v1/play-ticks', () => {
     failNext = false;
   });
 
-  const post = async (token: string, ticks: unknown[]) => app.inject({ method: 'POST', url: '/v1/play-ticks', headers: bearer(token), payload: { ticks } });
+  const post = async (token: string, ticks: unknown[]) =>
+    app.inject({ method: 'POST', url: '/v1/play-ticks', headers: bearer(token), payload: { ticks } });
 
   it('accepts valid ticks, names each rejected one with its reason, and publishes only the valid', async () => {
     const token = await tokenFor(cfg, 'svc-mobile', ['service']);
@@ -74,7 +75,10 @@ describe('POST /v1/play-ticks', () => {
     const token = await tokenFor(cfg, me, ['listener']);
     const res = await post(token, [tick({ user_id: me }), tick({ user_id: randomUUID() })]);
     expect(res.statusCode).toBe(202);
-    expect(res.json()).toEqual({ accepted: 1, rejected: [{ index: 1, reason: expect.stringMatching(/subject/) }] });
+    expect(res.json()).toEqual({
+      accepted: 1,
+      rejected: [{ index: 1, reason: expect.stringMatching(/subject/) }],
+    });
     expect(published.flat().map((t) => t.user_id)).toEqual([me]);
   });
 
@@ -82,7 +86,10 @@ describe('POST /v1/play-ticks', () => {
     const finance = await tokenFor(cfg, 'f', ['finance']);
     expect((await post(finance, [tick()])).statusCode).toBe(403);
     const svc = await tokenFor(cfg, 'svc', ['service']);
-    const tooMany = await post(svc, Array.from({ length: 501 }, () => tick()));
+    const tooMany = await post(
+      svc,
+      Array.from({ length: 501 }, () => tick()),
+    );
     expect(tooMany.statusCode).toBe(400);
     expect(tooMany.json().errors[0].field).toBe('body.ticks');
     expect(published).toEqual([]);

@@ -148,8 +148,7 @@ export class PlayTickSink {
     }
     if (rows.length) await this.insertWithRetry(rows, heartbeat, () => isRunning() && !isStale());
     if (!isRunning() || isStale()) return; // a rebalance took the partition: the new owner re-reads from the last commit
-    if (rejects.length)
-      await this.producer!.send({ topic: this.topics.dlq, acks: -1, messages: rejects });
+    if (rejects.length) await this.producer!.send({ topic: this.topics.dlq, acks: -1, messages: rejects });
     this.rows.inc(rows.length);
     this.suppressed.inc(suppressed);
     resolveOffset(batch.lastOffset());

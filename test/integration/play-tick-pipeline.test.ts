@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto';
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { FastifyInstance } from 'fastify';
+import type { Kafka } from 'kafkajs';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { sql, type DatabasePool } from 'slonik';
+import { createClickHouse } from '../../lib/clients/clickhouse';
+import { createKafka } from '../../lib/clients/kafka';
+import { createPostgresPool } from '../../lib/clients/postgres';
+import { migrateClickHouse } from '../../lib/migrate/clickhouse';
+import { migratePostgres } from '../../lib/migrate/postgres';
+import { PlayTickProducer } from '../../lib/play-tick-producer';
+import type { PlayTick } from '../../lib/play-ticks';
+import { scratchDatabases } from '../../stack/scratch';
+import { PlayTickSink } from '../../workers/sink/sink';
+import { SuppressionList } from '../../workers/sink/suppressions';
+import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
+import { testConfig } from '../helpers/env';
+
+/**
+ * API → Kafka → sink → ClickHouse with the real services: duplicates collapse by event_id, malformed
+ * records land in the DLQ with their reason, and suppressed users' ticks never reach ClickHouse.
+ */
+describe('play-tick pipeline', () => {
+  const id = randomUUID().slice(0, 8);
+  const topics = { ticks: `play-ticks-it-${id}`, dlq: `play-ticks-it-${id}.dlq` };
+  let db: Awaited<ReturnType<typeof scratchDatabases>>;
+  let kafka: Kafka;
+  let pool: DatabasePool;
+  let ch: ClickHouseClient;
+  let producer: PlayTickProducer;
+  let app: FastifyInstance;
+  let sink: PlayTickSink;
+  let suppressions: SuppressionList;
+  const registry = new Registry();
+  const suppressedUser = randomUUID();
+
+  beforeAll(async () => {
+    db = await scratchDatabases(testConfig());
+    await migratePostgres(db.config.postgres);
+    await migrateClickHouse(db.config.clickhouse);
+    kafka = createKafka(db.config.kafka, `it-${id}`);
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        { topic: topics.ticks, numPartitions: 3 },
+        { topic: topics.dlq, numPartitions: 1 },
+      ],
+    });
+    await admin.disconnect();
+    pool = await createPostgresPool(db.config.postgres, 2);
+    await pool.query(
+      sql.unsafe`INSERT INTO play_suppressions (user_id, reason) VALUES (${suppressedUser}, 'gdpr erasure test')`,
+    );
+    suppressions = new SuppressionList(pool);
+    await suppressions.refresh();
+    ch = createClickHouse(db.config.clickhouse);
+    producer = new PlayTickProducer(kafka, 10_000, topics.ticks);
+    const cfg = withTempIssuer(db.config);
+    app = await testApp(cfg, { publisher: producer });
+    sink = new PlayTickSink(
+      kafka,
+      ch,
+      suppressions,
+      pino({ level: 'silent' }),
+      { groupId: `sink-it-${id}`, minBatchBytes: 1, maxWaitMs: 100, partitionsConcurrently: 2, topics },
+      registry,
+    );
+    await sink.start();
+    (app as unknown as { token: string }).token = await tokenFor(cfg, 'svc-it', ['service']);
+  }, 120_000);
+
+  afterAll(async () => {
+    await sink?.stop();
+    await producer?.close();
+    await app?.close();
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.deleteTopics({ topics: [topics.ticks, topics.dlq] }).catch(() => undefined);
+    await admin.disconnect();
+    await ch?.close();
+    await pool?.end();
+    await db?.drop();
+  });
+
+  const makeTicks = (n: number, user = randomUUID()): PlayTick[] => {
+    const play = randomUUID();
+    const track = randomUUID();
+    const start = Date.now() - 600_000;
+    return Array.from({ length: n }, (_, k) => ({
+      event_id: randomUUID(),
+      play_id: play,
+      user_id: user,
+      track_id: track,
+      country: 'DE',
+      device_id: 'web-1',
+      position_ms: (k + 1) * 5000,
+      event_time: new Date(start + (k + 1) * 5000).toISOString(),
+    }));
+  };
+
+  async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const v = await probe();
+      if (v !== undefined) return v;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`timed out waiting for ${what}`);
+  }
+
+  it('lands every accepted tick once, drops suppressed users, and sends malformed records to the DLQ', async () => {
+    const token = (app as unknown as { token: string }).token;
+    const plays = Array.from({ length: 20 }, () => makeTicks(12));
+    const suppressed = makeTicks(7, suppressedUser);
+    const all = [...plays.flat(), ...suppressed];
+    for (let i = 0; i < all.length; i += 100) {
+      const batch = all.slice(i, i + 100);
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/play-ticks',
+        headers: bearer(token),
+        payload: { ticks: batch },
+      });
+      expect(res.statusCode).toBe(202);
+      expect(res.json().accepted).toBe(batch.length);
+    }
+    // A client retry sends the first 50 again: duplicates must collapse.
+    const again = await app.inject({
+      method: 'POST',
+      url: '/v1/play-ticks',
+      headers: bearer(token),
+      payload: { ticks: all.slice(0, 50) },
+    });
+    expect(again.json().accepted).toBe(50);
+    // A record that never came through the API: not JSON.
+    const raw = kafka.producer();
+    await raw.connect();
+    await raw.send({ topic: topics.ticks, messages: [{ key: 'bad', value: '{"event_id": oops' }] });
+    await raw.disconnect();
+
+    const expected = plays.flat().length;
+    const q = async <T>(query: string) => (await ch.query({ query, format: 'JSONEachRow' })).json<T>();
+    await until('all ticks in ClickHouse', async () => {
+      const [row] = await q<{ n: string }>('SELECT uniqExact(event_id) AS n FROM play_ticks');
+      return Number(row?.n) === expected ? true : undefined;
+    });
+    await ch.command({ query: 'OPTIMIZE TABLE play_ticks FINAL' });
+    expect(await q('SELECT count() AS n FROM play_ticks')).toEqual([{ n: String(expected) }]);
+    expect(
+      await q(`SELECT count() AS n FROM play_ticks WHERE user_id = toUUID('${suppressedUser}')`),
+    ).toEqual([{ n: '0' }]);
+
+    const dlq = kafka.consumer({ groupId: `dlq-reader-${id}` });
+    await dlq.connect();
+    await dlq.subscribe({ topic: topics.dlq, fromBeginning: true });
+    const record = await new Promise<{ reason: string; record: string }>((resolve) => {
+      void dlq.run({
+        eachMessage: async ({ message }) => resolve(JSON.parse(message.value?.toString() ?? '{}')),
+      });
+    });
+    await dlq.disconnect();
+    expect(record).toMatchObject({ reason: 'not JSON', record: '{"event_id": oops' });
+
+    const metrics = await registry.getMetricsAsJSON();
+    const value = (name: string) =>
+      metrics.find((m) => m.name === name)?.values.reduce((s, v) => s + v.value, 0);
+    expect(value('cadenza_sink_suppressed_total')).toBe(suppressed.length);
+    expect(value('cadenza_sink_dlq_total')).toBe(1);
+  }, 120_000);
+});
