@@ -14,6 +14,7 @@ import auth from './plugins/auth';
 import errors from './plugins/errors';
 import metrics from './plugins/metrics';
 import openapi from './plugins/openapi';
+import { analyticsRoutes, type AnalyticsDeps } from './routes/analytics';
 import { healthRoutes } from './routes/health';
 import { pingRoutes } from './routes/ping';
 import { playTickRoutes, type TickPublisher } from './routes/play-ticks';
@@ -37,6 +38,8 @@ export interface ApiDeps {
   config: Config;
   temporal: Client;
   verify: Verifier;
+  /** Read access for the analytics endpoints. */
+  analytics: AnalyticsDeps;
   /** Where accepted play-ticks go (Kafka in production). */
   publisher: TickPublisher;
   /** Temporal and every store, for /readyz. */
@@ -114,5 +117,6 @@ export async function buildApp(deps: ApiDeps) {
   await app.register(workflowRoutes, { temporal: deps.temporal });
   await app.register(pingRoutes, { temporal: deps.temporal });
   await app.register(playTickRoutes, { publisher: deps.publisher });
+  await app.register(analyticsRoutes, deps.analytics);
   return app;
 }

@@ -37,6 +37,7 @@ async function main(): Promise<void> {
     temporal,
     verify: await createVerifier(cfg.auth),
     publisher,
+    analytics: { pool: pg, clickhouse },
     readiness: cachedChecks(() =>
       Promise.all([
         temporalHealth(connection),

@@ -118,3 +118,34 @@ export function royaltyBearingPlays(from: Date, to: Date): ChFragment {
     )
     ORDER BY artist_id, track_id, country`;
 }
+
+/** Creator stats: plays per day and country for one artist's tracks in [from, to] (days, inclusive). */
+export function artistDailyPlays(artistId: string, from: Date, to: Date): ChFragment {
+  return ch`
+    SELECT toString(day) AS day, country, sum(track_plays) AS plays
+    FROM (
+      SELECT day, country, track_id, uniqExactMerge(plays) AS track_plays
+      FROM track_daily
+      WHERE day >= toDate(${day(from)}) AND day <= toDate(${day(to)})
+        AND track_id IN (SELECT track_id FROM dim_tracks FINAL WHERE artist_id = toUUID(${artistId}))
+      GROUP BY day, country, track_id
+    )
+    GROUP BY day, country
+    ORDER BY day, country`;
+}
+
+/** Creator stats: distinct listeners and royalty-bearing plays of one artist's tracks in [from, to]. */
+export function artistTotals(artistId: string, from: Date, to: Date): ChFragment {
+  return ch`
+    SELECT
+      (SELECT uniqExactMerge(listeners) FROM track_daily
+        WHERE day >= toDate(${day(from)}) AND day <= toDate(${day(to)})
+          AND track_id IN (SELECT track_id FROM dim_tracks FINAL WHERE artist_id = toUUID(${artistId}))) AS unique_listeners,
+      (SELECT count() FROM (
+         SELECT play_id, minMerge(started_at) AS started, uniqExactMerge(ticks) AS ticks
+         FROM plays
+         WHERE day >= toDate(${day(from)}) - 1 AND day <= toDate(${day(to)})
+           AND track_id IN (SELECT track_id FROM dim_tracks FINAL WHERE artist_id = toUUID(${artistId}))
+         GROUP BY play_id
+       ) WHERE ticks >= ${ROYALTY_MIN_TICKS} AND toDate(started) >= toDate(${day(from)}) AND toDate(started) <= toDate(${day(to)})) AS royalty_bearing_plays`;
+}

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { buildApp } from '../../api/app';
+import type { AnalyticsDeps } from '../../api/routes/analytics';
 import type { TickPublisher } from '../../api/routes/play-ticks';
 import { mintDevToken } from '../../lib/auth/dev-issuer';
 import type { Scope } from '../../lib/auth/scopes';
@@ -30,7 +31,12 @@ export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 export async function testApp(
   cfg: Config,
-  opts: { temporal?: Client; readiness?: () => Promise<Health[]>; publisher?: TickPublisher } = {},
+  opts: {
+    temporal?: Client;
+    readiness?: () => Promise<Health[]>;
+    publisher?: TickPublisher;
+    analytics?: AnalyticsDeps;
+  } = {},
 ) {
   const temporal =
     opts.temporal ??
@@ -44,6 +50,8 @@ export async function testApp(
     verify: await createVerifier(cfg.auth),
     readiness: opts.readiness ?? (async () => []),
     publisher: opts.publisher ?? { publish: async () => undefined },
+    // Unit tests never reach a handler that reads; integration tests pass real clients.
+    analytics: opts.analytics ?? ({ pool: undefined, clickhouse: undefined } as unknown as AnalyticsDeps),
     log: false,
   });
   await app.ready();

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ClickHouseClient } from '@clickhouse/client';
 import {
+  artistDailyPlays,
+  artistTotals,
   campaignAttribution,
   earlyChurn,
   rapidSkips,
@@ -46,6 +48,8 @@ describe('ClickHouse SQL on 18.16 and on a current release (chdb)', () => {
     retention: retentionCohorts(new Date(NOW.getTime() - 30 * 86_400_000)),
     campaigns: campaignAttribution(),
     royalties: royaltyBearingPlays(month.from, month.to),
+    artistDaily: artistDailyPlays(data.tracks[0]!.artist_id, new Date('2025-05-01T00:00:00Z'), NOW),
+    artistTotals: artistTotals(data.tracks[0]!.artist_id, new Date('2025-05-01T00:00:00Z'), NOW),
   };
   const inserts = [
     {
