@@ -1,0 +1,155 @@
+import type { PlayTick } from '../play-ticks';
+import { FastRandom, Zipf } from '../seed/random';
+
+/**
+ * A fleet of players driving POST /v1/play-ticks as real clients would: each playing device sends a
+ * tick every 5 s; plays pick Zipf-popular tracks; a quarter are skipped within 30 s. The fleet keeps
+ * rate × 5 plays going, batches due ticks (≤ 500 per request, as a backend relaying its clients'
+ * ticks does), and stops by itself after the duration. Loopback only: the URL is the caller's.
+ */
+export interface FleetOptions {
+  url: string;
+  token: string;
+  /** Ticks per second across the fleet. */
+  rate: number;
+  durationS: number;
+  users: number;
+  tracks?: number;
+  seed?: number;
+  batch?: number;
+  /** Requests in flight at once. */
+  concurrency?: number;
+  /** Called with each accepted tick, e.g. to measure tick-to-queryable latency. */
+  onAccepted?: (ticks: PlayTick[]) => void;
+}
+
+export interface FleetReport {
+  sent: number;
+  accepted: number;
+  rejected: number;
+  failedRequests: number;
+  requests: number;
+  seconds: number;
+  latenciesMs: number[];
+  /** Event IDs the API accepted: what must end up in ClickHouse. */
+  acceptedIds: Set<string>;
+}
+
+interface Play {
+  play_id: string;
+  user_id: string;
+  track_id: string;
+  country: string;
+  device_id: string;
+  position: number;
+  ticksLeft: number;
+  nextAt: number;
+}
+
+const COUNTRIES = ['US', 'GB', 'DE', 'BR', 'MX', 'FR', 'IN', 'JP', 'ES', 'IT', 'SE', 'PL'];
+
+export async function runFleet(o: FleetOptions): Promise<FleetReport> {
+  const r = new FastRandom(o.seed ?? 7);
+  const users = Array.from({ length: o.users }, () => ({ id: r.uuid(), country: r.pick(COUNTRIES) }));
+  const tracks = Array.from({ length: o.tracks ?? 5000 }, () => r.uuid());
+  const trackZipf = new Zipf(tracks.length);
+  const batch = o.batch ?? 500;
+  const concurrency = o.concurrency ?? 8;
+  const report: FleetReport = { sent: 0, accepted: 0, rejected: 0, failedRequests: 0, requests: 0, seconds: 0, latenciesMs: [], acceptedIds: new Set() };
+
+  const start = Date.now();
+  const end = start + o.durationS * 1000;
+  const concurrentPlays = Math.max(1, Math.round(o.rate * 5));
+  const newPlay = (now: number, i: number): Play => {
+    const user = users[i % users.length]!;
+    return {
+      play_id: r.uuid(),
+      user_id: user.id,
+      track_id: tracks[trackZipf.sample(r)]!,
+      country: user.country,
+      device_id: `load-${i % 997}`,
+      position: 0,
+      ticksLeft: r.chance(0.25) ? r.int(1, 5) : r.int(6, 60),
+      // Spread the first ticks over the first 5 s so the rate is even from the start.
+      nextAt: now + r.int(0, 4999),
+    };
+  };
+  const plays = Array.from({ length: concurrentPlays }, (_, i) => newPlay(start, i));
+
+  let inFlight = 0;
+  const pending = new Set<Promise<void>>();
+  const send = async (ticks: PlayTick[]) => {
+    inFlight++;
+    const t0 = performance.now();
+    try {
+      const res = await fetch(`${o.url}/v1/play-ticks`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${o.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ ticks }),
+      });
+      report.requests++;
+      report.latenciesMs.push(performance.now() - t0);
+      if (res.status !== 202) {
+        report.failedRequests++;
+        await res.text();
+        return;
+      }
+      const body = (await res.json()) as { accepted: number; rejected: { index: number }[] };
+      const rejected = new Set(body.rejected.map((x) => x.index));
+      const ok = ticks.filter((_, i) => !rejected.has(i));
+      report.accepted += body.accepted;
+      report.rejected += body.rejected.length;
+      for (const t of ok) report.acceptedIds.add(t.event_id);
+      o.onAccepted?.(ok);
+    } catch {
+      report.failedRequests++;
+    } finally {
+      inFlight--;
+    }
+  };
+
+  while (Date.now() < end) {
+    const now = Date.now();
+    let due: PlayTick[] = [];
+    for (let i = 0; i < plays.length; i++) {
+      const p = plays[i]!;
+      if (p.nextAt > now) continue;
+      p.position += 5000;
+      due.push({
+        event_id: r.uuid(),
+        play_id: p.play_id,
+        user_id: p.user_id,
+        track_id: p.track_id,
+        country: p.country,
+        device_id: p.device_id,
+        position_ms: p.position,
+        event_time: new Date(now).toISOString(),
+      });
+      p.nextAt += 5000;
+      if (--p.ticksLeft === 0) plays[i] = { ...newPlay(now, i), nextAt: now + 5000 };
+      if (due.length === batch) {
+        report.sent += due.length;
+        while (inFlight >= concurrency) await Promise.race(pending);
+        const job = send(due).finally(() => pending.delete(job));
+        pending.add(job);
+        due = [];
+      }
+    }
+    if (due.length) {
+      report.sent += due.length;
+      while (inFlight >= concurrency) await Promise.race(pending);
+      const job = send(due).finally(() => pending.delete(job));
+      pending.add(job);
+    }
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  await Promise.all(pending);
+  report.seconds = (Date.now() - start) / 1000;
+  return report;
+}
+
+export function percentile(values: number[], p: number): number {
+  if (!values.length) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
