@@ -17,5 +17,5 @@ const project = (name, extra = {}) => ({
 
 /** @type {import('jest').Config} */
 module.exports = {
-  projects: [project('unit'), project('workflow'), project('integration'), project('e2e')],
+  projects: [project('unit'), project('workflow'), project('integration'), project('e2e'), project('faults')],
 };

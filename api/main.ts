@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   const opensearch = createOpenSearch(cfg.opensearch);
   const minio = createMinio(cfg.minio);
   const kafka = createKafka(cfg.kafka, 'cadenza-api');
-  const publisher = new PlayTickProducer(kafka);
+  const publisher = new PlayTickProducer(kafka, 3000, cfg.kafka.topics.ticks);
   const app = await buildApp({
     config: cfg,
     temporal,

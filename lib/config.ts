@@ -34,6 +34,14 @@ const variables = {
     .transform((s) => s.split(',').map((b) => b.trim()))
     .pipe(z.array(hostPort).min(1)),
   CADENZA_KAFKA_CONTROLLER_PORT: port.default(9093),
+  CADENZA_KAFKA_TICKS_TOPIC: z
+    .string()
+    .regex(/^[\w.-]{1,200}$/)
+    .default('play-ticks'),
+  CADENZA_KAFKA_DLQ_TOPIC: z
+    .string()
+    .regex(/^[\w.-]{1,200}$/)
+    .default('play-ticks.dlq'),
 
   CADENZA_CLICKHOUSE_URL: url.default('http://127.0.0.1:8123'),
   CADENZA_CLICKHOUSE_TCP_PORT: port.default(19000),
@@ -131,6 +139,7 @@ function build(env: Env) {
       host: kafka.host,
       port: kafka.port,
       controllerPort: env.CADENZA_KAFKA_CONTROLLER_PORT,
+      topics: { ticks: env.CADENZA_KAFKA_TICKS_TOPIC, dlq: env.CADENZA_KAFKA_DLQ_TOPIC },
     },
     clickhouse: {
       url: env.CADENZA_CLICKHOUSE_URL,

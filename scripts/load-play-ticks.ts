@@ -15,9 +15,20 @@ async function main(): Promise<void> {
   });
   const cfg = config();
   const url = values.url ?? `http://${cfg.api.host}:${cfg.api.port}`;
-  if (!/^https?:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$/.test(url)) throw new Error('the load generator only targets loopback');
-  const token = await mintDevToken(cfg.auth, { sub: 'load-generator', scopes: ['service'], ttlSeconds: 3600 });
-  const r = await runFleet({ url, token, rate: Number(values.rate), durationS: Number(values.duration), users: Number(values.users) });
+  if (!/^https?:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$/.test(url))
+    throw new Error('the load generator only targets loopback');
+  const token = await mintDevToken(cfg.auth, {
+    sub: 'load-generator',
+    scopes: ['service'],
+    ttlSeconds: 3600,
+  });
+  const r = await runFleet({
+    url,
+    token,
+    rate: Number(values.rate),
+    durationS: Number(values.duration),
+    users: Number(values.users),
+  });
   process.stdout.write(
     `load: sent=${r.sent} accepted=${r.accepted} rejected=${r.rejected} failed_requests=${r.failedRequests} ticks_per_s=${Math.round(r.accepted / r.seconds)} ` +
       `request_p50_ms=${percentile(r.latenciesMs, 50).toFixed(1)} request_p99_ms=${percentile(r.latenciesMs, 99).toFixed(1)}\n`,

@@ -24,7 +24,7 @@ async function main(): Promise<void> {
     clickhouse,
     suppressions,
     log,
-    cfg.sink,
+    { ...cfg.sink, topics: cfg.kafka.topics },
     registry,
   );
   const server = http.createServer((req, res) => {

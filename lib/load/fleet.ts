@@ -13,6 +13,8 @@ export interface FleetOptions {
   /** Ticks per second across the fleet. */
   rate: number;
   durationS: number;
+  /** Stop once this many ticks were sent, if that comes before the duration. */
+  maxTicks?: number;
   users: number;
   tracks?: number;
   seed?: number;
@@ -31,6 +33,8 @@ export interface FleetReport {
   requests: number;
   seconds: number;
   latenciesMs: number[];
+  /** Why requests failed: HTTP status or error message, with counts. */
+  failures: Record<string, number>;
   /** Event IDs the API accepted: what must end up in ClickHouse. */
   acceptedIds: Set<string>;
 }
@@ -55,7 +59,21 @@ export async function runFleet(o: FleetOptions): Promise<FleetReport> {
   const trackZipf = new Zipf(tracks.length);
   const batch = o.batch ?? 500;
   const concurrency = o.concurrency ?? 8;
-  const report: FleetReport = { sent: 0, accepted: 0, rejected: 0, failedRequests: 0, requests: 0, seconds: 0, latenciesMs: [], acceptedIds: new Set() };
+  const report: FleetReport = {
+    sent: 0,
+    accepted: 0,
+    rejected: 0,
+    failedRequests: 0,
+    requests: 0,
+    seconds: 0,
+    latenciesMs: [],
+    failures: {},
+    acceptedIds: new Set(),
+  };
+  const fail = (why: string) => {
+    report.failedRequests++;
+    report.failures[why] = (report.failures[why] ?? 0) + 1;
+  };
 
   const start = Date.now();
   const end = start + o.durationS * 1000;
@@ -90,8 +108,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetReport> {
       report.requests++;
       report.latenciesMs.push(performance.now() - t0);
       if (res.status !== 202) {
-        report.failedRequests++;
-        await res.text();
+        fail(`HTTP ${res.status}: ${(await res.text()).slice(0, 120)}`);
         return;
       }
       const body = (await res.json()) as { accepted: number; rejected: { index: number }[] };
@@ -101,14 +118,15 @@ export async function runFleet(o: FleetOptions): Promise<FleetReport> {
       report.rejected += body.rejected.length;
       for (const t of ok) report.acceptedIds.add(t.event_id);
       o.onAccepted?.(ok);
-    } catch {
-      report.failedRequests++;
+    } catch (err) {
+      fail((err as Error).message);
     } finally {
       inFlight--;
     }
   };
 
-  while (Date.now() < end) {
+  const maxTicks = o.maxTicks ?? Number.POSITIVE_INFINITY;
+  while (Date.now() < end && report.sent < maxTicks) {
     const now = Date.now();
     let due: PlayTick[] = [];
     for (let i = 0; i < plays.length; i++) {
@@ -127,6 +145,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetReport> {
       });
       p.nextAt += 5000;
       if (--p.ticksLeft === 0) plays[i] = { ...newPlay(now, i), nextAt: now + 5000 };
+      if (report.sent + due.length >= maxTicks) break;
       if (due.length === batch) {
         report.sent += due.length;
         while (inFlight >= concurrency) await Promise.race(pending);
