@@ -19,8 +19,8 @@ mkdir -p "$results"
 status=0
 echo "== unit and workflow tests (no stack needed)"
 npx jest --ci --selectProjects unit workflow --json --outputFile "$results/fast.json" || status=1
-echo "== integration and end-to-end tests (real services)"
-npx jest --ci --runInBand --selectProjects integration e2e --json --outputFile "$results/stack.json" || status=1
+echo "== integration, end-to-end and fault tests (real services)"
+npx jest --ci --runInBand --selectProjects integration e2e faults --json --outputFile "$results/stack.json" || status=1
 
 # One plain closing line over both runs.
 node -e '

@@ -173,13 +173,17 @@ export class PlayTickSink {
         return;
       } catch (err) {
         if (!stillOwned()) return;
-        const delay = Math.min(30_000, 250 * 2 ** Math.min(attempt, 7));
+        // Back off up to 5 s, heartbeating every second so the group keeps this member (and its partitions).
+        const delay = Math.min(5000, 250 * 2 ** Math.min(attempt, 5));
         this.log.warn(
           { err: (err as Error).message, attempt, delayMs: delay },
           'ClickHouse insert failed; retrying',
         );
-        await new Promise((r) => setTimeout(r, delay));
-        await heartbeat().catch(() => undefined);
+        for (let waited = 0; waited < delay; waited += 1000) {
+          await new Promise((r) => setTimeout(r, Math.min(1000, delay - waited)));
+          await heartbeat().catch(() => undefined);
+          if (!stillOwned()) return;
+        }
       }
     }
   }
