@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { PlayTick } from '../play-ticks';
 import { isrcFor, upcFor } from './codes';
 import { FastRandom, Random, Weighted, Zipf } from './random';
 
@@ -427,16 +428,8 @@ export function generateDataset(opts: SeedOptions): Dataset {
   };
 }
 
-export interface Tick {
-  event_id: string;
-  play_id: string;
-  user_id: string;
-  track_id: string;
-  country: string;
-  device_id: string;
-  position_ms: number;
-  event_time: string;
-}
+/** A generated tick is exactly what a client sends (lib/play-ticks). */
+export type Tick = PlayTick;
 
 /**
  * A month of play-ticks, one play at a time: Zipf-popular tracks, Zipf-active users, 5 s between

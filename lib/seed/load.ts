@@ -3,6 +3,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type { Producer } from 'kafkajs';
 import { sql, type DatabasePool } from 'slonik';
 import { TOPICS } from '../migrate/kafka';
+import { TICK_FIELDS } from '../play-ticks';
 import type { Dataset, Tick } from './generate';
 import type { SeedSettlement } from './settlement';
 
@@ -198,16 +199,7 @@ export const POSTGRES_TABLES: {
   },
 ];
 
-export const TICK_COLUMNS: [string, ...string[]] = [
-  'event_id',
-  'play_id',
-  'user_id',
-  'track_id',
-  'country',
-  'device_id',
-  'position_ms',
-  'event_time',
-];
+export const TICK_COLUMNS = TICK_FIELDS;
 
 /** ClickHouse's DateTime text form: 'YYYY-MM-DD hh:mm:ss' in UTC. */
 export const chDateTime = (isoTime: string) => isoTime.slice(0, 10) + ' ' + isoTime.slice(11, 19);

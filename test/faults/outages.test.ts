@@ -5,27 +5,21 @@ import type { Kafka } from 'kafkajs';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { createClickHouse } from '../../lib/clients/clickhouse';
-import { createKafka } from '../../lib/clients/kafka';
 import { createPostgresPool } from '../../lib/clients/postgres';
 import type { Config } from '../../lib/config';
-import { migrateClickHouse } from '../../lib/migrate/clickhouse';
-import { migratePostgres } from '../../lib/migrate/postgres';
 import { PlayTickProducer } from '../../lib/play-tick-producer';
 import type { PlayTick } from '../../lib/play-ticks';
 import { stackContext } from '../../stack/context';
-import { scratchDatabases } from '../../stack/scratch';
+import { scratchTickPipeline, type TickPipeline } from '../helpers/tick-pipeline';
 import { supervisorctl } from '../../stack/supervisor';
 import { PlayTickSink } from '../../workers/sink/sink';
 import { SuppressionList } from '../../workers/sink/suppressions';
 import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
-import { testConfig } from '../helpers/env';
 
 /** Services of the real stack stopped mid-flow (through its supervisor), then started again. */
 describe('outages', () => {
-  const id = randomUUID().slice(0, 8);
-  const topics = { ticks: `play-ticks-outage-${id}`, dlq: `play-ticks-outage-${id}.dlq` };
   const ctx = stackContext();
-  let db: Awaited<ReturnType<typeof scratchDatabases>>;
+  let db: TickPipeline;
   let cfg: Config;
   let kafka: Kafka;
   let ch: ClickHouseClient;
@@ -34,22 +28,10 @@ describe('outages', () => {
   let token: string;
 
   beforeAll(async () => {
-    db = await scratchDatabases(testConfig());
-    await migratePostgres(db.config.postgres);
-    await migrateClickHouse(db.config.clickhouse);
-    kafka = createKafka(db.config.kafka, `outage-${id}`);
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        { topic: topics.ticks, numPartitions: 3 },
-        { topic: topics.dlq, numPartitions: 1 },
-      ],
-    });
-    await admin.disconnect();
+    db = await scratchTickPipeline('outage', 3);
+    kafka = db.kafka;
     ch = createClickHouse(db.config.clickhouse);
-    producer = new PlayTickProducer(kafka, 3000, topics.ticks);
+    producer = new PlayTickProducer(kafka, 3000, db.topics.ticks);
     cfg = withTempIssuer(db.config);
     app = await testApp(cfg, { publisher: producer });
     token = await tokenFor(cfg, 'svc-outage', ['service']);
@@ -102,7 +84,13 @@ describe('outages', () => {
       ch,
       suppressions,
       pino({ level: process.env.CADENZA_FAULT_DEBUG ? 'debug' : 'silent' }),
-      { groupId: `sink-outage-${id}`, minBatchBytes: 1, maxWaitMs: 100, partitionsConcurrently: 1, topics },
+      {
+        groupId: `sink-outage-${db.id}`,
+        minBatchBytes: 1,
+        maxWaitMs: 100,
+        partitionsConcurrently: 1,
+        topics: db.topics,
+      },
       new Registry(),
     );
     await sink.start();

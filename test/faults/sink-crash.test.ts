@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -7,14 +6,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Kafka } from 'kafkajs';
 import { createClickHouse } from '../../lib/clients/clickhouse';
 import type { Config } from '../../lib/config';
-import { createKafka } from '../../lib/clients/kafka';
 import { runFleet } from '../../lib/load/fleet';
-import { migrateClickHouse } from '../../lib/migrate/clickhouse';
-import { migratePostgres } from '../../lib/migrate/postgres';
 import { PlayTickProducer } from '../../lib/play-tick-producer';
-import { scratchDatabases } from '../../stack/scratch';
+import { scratchTickPipeline, type TickPipeline } from '../helpers/tick-pipeline';
 import { testApp, tokenFor, withTempIssuer } from '../helpers/api';
-import { testConfig } from '../helpers/env';
 
 /**
  * kill -9 the sink again and again while play-ticks flow through the API: afterwards the distinct
@@ -25,9 +20,7 @@ const TICKS = Number(process.env.CADENZA_FAULT_TICKS ?? 1_000_000);
 const KILLS = 10;
 
 describe('sink crashes under load', () => {
-  const id = randomUUID().slice(0, 8);
-  const topics = { ticks: `play-ticks-fault-${id}`, dlq: `play-ticks-fault-${id}.dlq` };
-  let db: Awaited<ReturnType<typeof scratchDatabases>>;
+  let db: TickPipeline;
   let kafka: Kafka;
   let ch: ClickHouseClient;
   let app: FastifyInstance;
@@ -42,9 +35,9 @@ describe('sink crashes under load', () => {
         ...process.env,
         CADENZA_PG_DATABASE: db.config.postgres.database,
         CADENZA_CLICKHOUSE_DATABASE: db.config.clickhouse.database,
-        CADENZA_KAFKA_TICKS_TOPIC: topics.ticks,
-        CADENZA_KAFKA_DLQ_TOPIC: topics.dlq,
-        CADENZA_SINK_GROUP_ID: `sink-fault-${id}`,
+        CADENZA_KAFKA_TICKS_TOPIC: db.topics.ticks,
+        CADENZA_KAFKA_DLQ_TOPIC: db.topics.dlq,
+        CADENZA_SINK_GROUP_ID: `sink-fault-${db.id}`,
         CADENZA_SINK_HEALTH_PORT: '3913',
         CADENZA_LOG_LEVEL: 'warn',
       },
@@ -67,22 +60,10 @@ describe('sink crashes under load', () => {
   };
 
   beforeAll(async () => {
-    db = await scratchDatabases(testConfig());
-    await migratePostgres(db.config.postgres);
-    await migrateClickHouse(db.config.clickhouse);
-    kafka = createKafka(db.config.kafka, `fault-${id}`);
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        { topic: topics.ticks, numPartitions: 6 },
-        { topic: topics.dlq, numPartitions: 1 },
-      ],
-    });
-    await admin.disconnect();
+    db = await scratchTickPipeline('fault', 6);
+    kafka = db.kafka;
     ch = createClickHouse(db.config.clickhouse);
-    producer = new PlayTickProducer(kafka, 10_000, topics.ticks);
+    producer = new PlayTickProducer(kafka, 10_000, db.topics.ticks);
     issuerConfig = withTempIssuer(db.config);
     app = await testApp(issuerConfig, { publisher: producer });
     await app.listen({ host: '127.0.0.1', port: 0 });
@@ -92,10 +73,6 @@ describe('sink crashes under load', () => {
     if (sink) await kill9(sink);
     await producer?.close();
     await app?.close();
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.deleteTopics({ topics: [topics.ticks, topics.dlq] }).catch(() => undefined);
-    await admin.disconnect();
     await ch?.close();
     await db?.drop();
   });

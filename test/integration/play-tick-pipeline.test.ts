@@ -6,26 +6,20 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { sql, type DatabasePool } from 'slonik';
 import { createClickHouse } from '../../lib/clients/clickhouse';
-import { createKafka } from '../../lib/clients/kafka';
 import { createPostgresPool } from '../../lib/clients/postgres';
-import { migrateClickHouse } from '../../lib/migrate/clickhouse';
-import { migratePostgres } from '../../lib/migrate/postgres';
 import { PlayTickProducer } from '../../lib/play-tick-producer';
 import type { PlayTick } from '../../lib/play-ticks';
-import { scratchDatabases } from '../../stack/scratch';
+import { scratchTickPipeline, type TickPipeline } from '../helpers/tick-pipeline';
 import { PlayTickSink } from '../../workers/sink/sink';
 import { SuppressionList } from '../../workers/sink/suppressions';
 import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
-import { testConfig } from '../helpers/env';
 
 /**
  * API → Kafka → sink → ClickHouse with the real services: duplicates collapse by event_id, malformed
  * records land in the DLQ with their reason, and suppressed users' ticks never reach ClickHouse.
  */
 describe('play-tick pipeline', () => {
-  const id = randomUUID().slice(0, 8);
-  const topics = { ticks: `play-ticks-it-${id}`, dlq: `play-ticks-it-${id}.dlq` };
-  let db: Awaited<ReturnType<typeof scratchDatabases>>;
+  let db: TickPipeline;
   let kafka: Kafka;
   let pool: DatabasePool;
   let ch: ClickHouseClient;
@@ -37,20 +31,8 @@ describe('play-tick pipeline', () => {
   const suppressedUser = randomUUID();
 
   beforeAll(async () => {
-    db = await scratchDatabases(testConfig());
-    await migratePostgres(db.config.postgres);
-    await migrateClickHouse(db.config.clickhouse);
-    kafka = createKafka(db.config.kafka, `it-${id}`);
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        { topic: topics.ticks, numPartitions: 3 },
-        { topic: topics.dlq, numPartitions: 1 },
-      ],
-    });
-    await admin.disconnect();
+    db = await scratchTickPipeline('it', 3);
+    kafka = db.kafka;
     pool = await createPostgresPool(db.config.postgres, 2);
     await pool.query(
       sql.unsafe`INSERT INTO play_suppressions (user_id, reason) VALUES (${suppressedUser}, 'gdpr erasure test')`,
@@ -58,7 +40,7 @@ describe('play-tick pipeline', () => {
     suppressions = new SuppressionList(pool);
     await suppressions.refresh();
     ch = createClickHouse(db.config.clickhouse);
-    producer = new PlayTickProducer(kafka, 10_000, topics.ticks);
+    producer = new PlayTickProducer(kafka, 10_000, db.topics.ticks);
     const cfg = withTempIssuer(db.config);
     app = await testApp(cfg, { publisher: producer });
     sink = new PlayTickSink(
@@ -66,7 +48,13 @@ describe('play-tick pipeline', () => {
       ch,
       suppressions,
       pino({ level: 'silent' }),
-      { groupId: `sink-it-${id}`, minBatchBytes: 1, maxWaitMs: 100, partitionsConcurrently: 2, topics },
+      {
+        groupId: `sink-it-${db.id}`,
+        minBatchBytes: 1,
+        maxWaitMs: 100,
+        partitionsConcurrently: 2,
+        topics: db.topics,
+      },
       registry,
     );
     await sink.start();
@@ -77,10 +65,6 @@ describe('play-tick pipeline', () => {
     await sink?.stop();
     await producer?.close();
     await app?.close();
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.deleteTopics({ topics: [topics.ticks, topics.dlq] }).catch(() => undefined);
-    await admin.disconnect();
     await ch?.close();
     await pool?.end();
     await db?.drop();
@@ -139,7 +123,7 @@ describe('play-tick pipeline', () => {
     // A record that never came through the API: not JSON.
     const raw = kafka.producer();
     await raw.connect();
-    await raw.send({ topic: topics.ticks, messages: [{ key: 'bad', value: '{"event_id": oops' }] });
+    await raw.send({ topic: db.topics.ticks, messages: [{ key: 'bad', value: '{"event_id": oops' }] });
     await raw.disconnect();
 
     const expected = plays.flat().length;
@@ -154,9 +138,9 @@ describe('play-tick pipeline', () => {
       await q(`SELECT count() AS n FROM play_ticks WHERE user_id = toUUID('${suppressedUser}')`),
     ).toEqual([{ n: '0' }]);
 
-    const dlq = kafka.consumer({ groupId: `dlq-reader-${id}` });
+    const dlq = kafka.consumer({ groupId: `dlq-reader-${db.id}` });
     await dlq.connect();
-    await dlq.subscribe({ topic: topics.dlq, fromBeginning: true });
+    await dlq.subscribe({ topic: db.topics.dlq, fromBeginning: true });
     const record = await new Promise<{ reason: string; record: string }>((resolve) => {
       void dlq.run({
         eachMessage: async ({ message }) => resolve(JSON.parse(message.value?.toString() ?? '{}')),
