@@ -3,6 +3,7 @@ import { exists, StackError, stackContext, type StackContext } from './context';
 import { portTaken, waitUntil } from './probes';
 import { aptInstall } from './provision';
 import { appPrograms } from './services/app';
+import { postgresHome } from './services/postgres';
 import { services as allServices, type ServiceDef } from './services';
 import {
   logFile,
@@ -209,6 +210,7 @@ async function main(argv: string[]): Promise<number> {
     case 'reset':
       await shutdownSupervisor(ctx);
       rmSync(ctx.state, { recursive: true, force: true });
+      rmSync(postgresHome(ctx), { recursive: true, force: true }); // outside the state folder when postgres cannot enter it
       say(`removed ${ctx.state}`);
       return 0;
     default:

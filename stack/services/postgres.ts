@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { exists, run, StackError, type StackContext } from '../context';
+import { exists, run, type StackContext } from '../context';
 import { tcpProbe } from '../probes';
 import type { ServiceDef } from './types';
 
@@ -9,8 +11,30 @@ const PG_BIN = '/usr/lib/postgresql/15/bin';
 export const TEMPLATE = 'cadenza_template';
 const isRoot = () => process.getuid?.() === 0;
 
+/**
+ * PostgreSQL runs as the `postgres` user, which may not be able to enter the state folder (a clone
+ * under /root, say). Then its data lives under /var/lib/cadenza-postgres/<hash of the state path>
+ * instead, still one per state folder; `reset` removes it too.
+ */
+const reachable = new Map<string, boolean>();
+function postgresCanEnter(dir: string): boolean {
+  if (!isRoot()) return true;
+  if (!reachable.has(dir))
+    reachable.set(dir, spawnSync('runuser', ['-u', 'postgres', '--', 'test', '-x', dir]).status === 0);
+  return reachable.get(dir) as boolean;
+}
+
+export function postgresHome(ctx: StackContext): string {
+  if (postgresCanEnter(ctx.state)) return path.join(ctx.state, 'postgres');
+  return path.join(
+    '/var/lib/cadenza-postgres',
+    createHash('sha256').update(ctx.state).digest('hex').slice(0, 16),
+  );
+}
+
 function dirs(ctx: StackContext) {
-  return { data: path.join(ctx.data, 'postgres'), socket: path.join(ctx.state, 'run', 'postgres') };
+  const home = postgresHome(ctx);
+  return { data: path.join(home, 'data'), socket: path.join(home, 'run') };
 }
 
 /** PostgreSQL refuses to run as root: as root, run it as the Debian package's `postgres` user. */
@@ -45,17 +69,8 @@ export const postgres: ServiceDef = {
   ports: (ctx) => [ctx.config.postgres.port],
   async prepare(ctx) {
     const { data, socket } = dirs(ctx);
-    if (isRoot()) {
-      // PostgreSQL runs as the `postgres` user, which must be able to reach the state folder.
-      await run('postgres', 'runuser', ['-u', 'postgres', '--', 'test', '-x', ctx.state]).catch(() => {
-        throw new StackError(
-          'postgres',
-          `the postgres user cannot enter ${ctx.state}`,
-          `make it and its parents traversable (chmod o+x), or set CADENZA_STATE_DIR elsewhere`,
-        );
-      });
-    }
     mkdirSync(socket, { recursive: true });
+    await chownToPostgres(path.dirname(socket));
     await chownToPostgres(socket);
     if (exists(path.join(data, 'PG_VERSION'))) return;
     mkdirSync(data, { recursive: true });
