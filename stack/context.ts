@@ -30,7 +30,9 @@ export function stackContext(env: NodeJS.ProcessEnv = process.env): StackContext
     cacheBin: path.join(cache, 'bin'),
     config: loadConfig(env),
   };
-  for (const dir of [ctx.data, ctx.logs, ctx.cacheBin]) mkdirSync(dir, { recursive: true });
+  // run/ holds supervisord's socket and pid file.
+  for (const dir of [ctx.data, ctx.logs, ctx.cacheBin, path.join(state, 'run')])
+    mkdirSync(dir, { recursive: true });
   return ctx;
 }
 
