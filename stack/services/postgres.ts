@@ -103,6 +103,8 @@ export const postgres: ServiceDef = {
     return {
       command: `${PG_BIN}/postgres -D ${data} -p ${port} -k ${socket} -c listen_addresses=${host}`,
       user: isRoot() ? 'postgres' : undefined,
+      // The work tree may be closed to the postgres user: start it where it is at home.
+      directory: postgresHome(ctx),
       stopSignal: 'INT',
     };
   },
