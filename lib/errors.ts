@@ -50,12 +50,6 @@ export class NotFoundError extends CadenzaError {
   }
 }
 
-export class ConflictError extends CadenzaError {
-  constructor(detail: string) {
-    super('conflict', 409, 'Conflict', detail);
-  }
-}
-
 export class UnavailableError extends CadenzaError {
   constructor(detail: string) {
     super('unavailable', 503, 'Service unavailable', detail);

@@ -5,7 +5,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import type { Config } from '../../lib/config';
 import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
-import { testConfig, workflowBundle } from '../helpers/env';
+import { testConfig, workflowBundle, workflowSinks } from '../helpers/env';
 
 /** API → Temporal dev server → worker → activity → API reports the result. */
 describe('ping end to end', () => {
@@ -25,6 +25,7 @@ describe('ping end to end', () => {
       namespace: cfg.temporal.namespace,
       taskQueue: 'maintenance',
       workflowBundle: await workflowBundle(),
+      sinks: workflowSinks(),
       activities: createActivities(),
     });
     running = worker.run();

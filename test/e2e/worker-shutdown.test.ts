@@ -5,7 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import { ping } from '../../workflows';
-import { testConfig, workflowBundle } from '../helpers/env';
+import { testConfig, workflowBundle, workflowSinks } from '../helpers/env';
 
 /** SIGTERM to the worker process during a slow activity: the activity finishes, nothing is lost or run twice. */
 const cfg = testConfig();
@@ -75,6 +75,7 @@ describe('worker graceful shutdown', () => {
       namespace: cfg.temporal.namespace,
       taskQueue: 'maintenance',
       workflowBundle: await workflowBundle(),
+      sinks: workflowSinks(),
       activities: createActivities(),
     });
     const result = await worker.runUntil(handle.result());

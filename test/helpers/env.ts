@@ -1,7 +1,10 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Resource } from '@opentelemetry/resources';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { makeWorkflowExporter } from '@temporalio/interceptors-opentelemetry';
+import { bundleWorkflowCode, type WorkerOptions, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../lib/config';
 import { stackContext, testServerLauncher } from '../../stack/context';
 import { WORKFLOW_INTERCEPTORS } from '../../workers/interceptors';
@@ -37,3 +40,17 @@ const noop = () => undefined;
 const quietLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };
 
 export const temporalCli = () => path.join(stackContext().cacheBin, 'temporal');
+
+/**
+ * The bundle carries the tracing workflow interceptors, which export spans through a sink: a test
+ * worker that does not trace still registers the sink (spans are dropped) instead of logging errors.
+ */
+export function workflowSinks(): WorkerOptions['sinks'] {
+  const drop: SpanProcessor = {
+    onStart: () => undefined,
+    onEnd: () => undefined,
+    forceFlush: async () => undefined,
+    shutdown: async () => undefined,
+  };
+  return { exporter: makeWorkflowExporter(drop, new Resource({})) };
+}

@@ -2,7 +2,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import { ping } from '../../workflows';
-import { temporalCli, workflowBundle } from '../helpers/env';
+import { temporalCli, workflowBundle, workflowSinks } from '../helpers/env';
 
 /** createLocal with existing-path: a real dev server (the CLI from the Go proxy) running a real worker. */
 describe('Temporal dev server through TestWorkflowEnvironment.createLocal', () => {
@@ -21,6 +21,7 @@ describe('Temporal dev server through TestWorkflowEnvironment.createLocal', () =
       connection: env.nativeConnection,
       taskQueue: 'maintenance',
       workflowBundle: await workflowBundle(),
+      sinks: workflowSinks(),
       activities: createActivities(),
     });
     const result = await worker.runUntil(

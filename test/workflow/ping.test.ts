@@ -1,7 +1,7 @@
 import { Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ping } from '../../workflows';
-import { timeSkippingEnv, workflowBundle } from '../helpers/env';
+import { timeSkippingEnv, workflowBundle, workflowSinks } from '../helpers/env';
 
 describe('ping workflow (time-skipping test server, offline)', () => {
   let env: TestWorkflowEnvironment;
@@ -18,6 +18,7 @@ describe('ping workflow (time-skipping test server, offline)', () => {
       connection: env.nativeConnection,
       taskQueue: 'maintenance',
       workflowBundle: await workflowBundle(),
+      sinks: workflowSinks(),
       activities: {
         pong: async (token: string) => {
           calls.push(token);

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
-import { workflowBundle } from '../helpers/env';
+import { workflowBundle, workflowSinks } from '../helpers/env';
 
 /**
  * Every recorded history (test/replay/histories, made by scripts/record-histories.ts) replays against
@@ -21,7 +21,7 @@ describe('replay of recorded histories', () => {
     async (file) => {
       const history = historyFromJSON(JSON.parse(readFileSync(path.join(dir, file), 'utf8')));
       await Worker.runReplayHistory(
-        { workflowBundle: await workflowBundle() },
+        { workflowBundle: await workflowBundle(), sinks: workflowSinks() },
         history,
         file.replace(/\.json$/, ''),
       );
