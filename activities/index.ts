@@ -1,11 +1,15 @@
+import { createBillingActivities, type BillingDeps } from './billing/subscriptions';
 import * as ping from './ops/ping';
 
 /** Dependencies activities are built from: store clients, passed in so tests can give real ones. */
-export type ActivityDeps = Record<string, never>;
+export interface ActivityDeps {
+  /** PostgreSQL, the payment provider and the plan catalog; without them billing is not served. */
+  billing?: BillingDeps;
+}
 
 /** Every activity, by the name workflows call it. */
-export function createActivities(_deps: ActivityDeps = {}) {
-  return { ...ping };
+export function createActivities(deps: ActivityDeps = {}) {
+  return { ...ping, ...(deps.billing ? createBillingActivities(deps.billing) : {}) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

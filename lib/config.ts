@@ -78,6 +78,18 @@ const variables = {
   CADENZA_SINK_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(64).default(3),
   CADENZA_SINK_HEALTH_PORT: port.default(3002),
 
+  /** Payments: the provider billing charges through, and the sandbox provider's own service. */
+  CADENZA_PAYMENTS_PROVIDER: z.enum(['sandbox']).default('sandbox'),
+  CADENZA_PAYMENTS_SANDBOX_URL: url.default('http://127.0.0.1:3010'),
+  CADENZA_PAYMENTS_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  CADENZA_SANDBOX_PG_DATABASE: z.string().regex(/^\w+$/).default('cadenza_payments_sandbox'),
+  CADENZA_SANDBOX_LATENCY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
+  CADENZA_SANDBOX_FAILURE_RATE: z.coerce.number().min(0).max(1).default(0),
+  CADENZA_SANDBOX_HANG_MS: z.coerce.number().int().min(0).max(600_000).default(30_000),
+
+  /** Billing: plans (JSON file overriding the built-in ones, see lib/billing/plans.ts). */
+  CADENZA_BILLING_PLANS_FILE: z.string().min(1).optional(),
+
   CADENZA_OTEL_EXPORTER: z.enum(['none', 'console', 'otlp']).default('none'),
   CADENZA_OTEL_ENDPOINT: url.default('http://127.0.0.1:4318/v1/traces'),
 
@@ -176,6 +188,20 @@ function build(env: Env) {
       audience: env.CADENZA_AUTH_AUDIENCE,
       devIssuerDir: env.CADENZA_DEV_ISSUER_DIR,
     },
+    payments: {
+      provider: env.CADENZA_PAYMENTS_PROVIDER,
+      timeoutMs: env.CADENZA_PAYMENTS_TIMEOUT_MS,
+      sandbox: {
+        url: env.CADENZA_PAYMENTS_SANDBOX_URL,
+        host: new URL(env.CADENZA_PAYMENTS_SANDBOX_URL).hostname,
+        port: Number(new URL(env.CADENZA_PAYMENTS_SANDBOX_URL).port || 80),
+        database: env.CADENZA_SANDBOX_PG_DATABASE,
+        latencyMs: env.CADENZA_SANDBOX_LATENCY_MS,
+        failureRate: env.CADENZA_SANDBOX_FAILURE_RATE,
+        hangMs: env.CADENZA_SANDBOX_HANG_MS,
+      },
+    },
+    billing: { plansFile: env.CADENZA_BILLING_PLANS_FILE },
     otel: { exporter: env.CADENZA_OTEL_EXPORTER, endpoint: env.CADENZA_OTEL_ENDPOINT },
     sink: {
       groupId: env.CADENZA_SINK_GROUP_ID,

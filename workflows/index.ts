@@ -1,2 +1,3 @@
 // Every workflow type Cadenza registers; the worker bundles this file.
 export { ping } from './ops/ping';
+export { subscription } from './billing/subscription';

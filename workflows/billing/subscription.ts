@@ -1,0 +1,493 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineUpdate,
+  proxyActivities,
+  setHandler,
+} from '@temporalio/workflow';
+import type { BillingActivities, SubscriptionChange } from '../../activities/billing/subscriptions';
+import {
+  addSpan,
+  chargeKey,
+  days,
+  prorate,
+  sameSpan,
+  type PlanTerms,
+  type SubscriptionStatus,
+} from '../../lib/billing/terms';
+import type { ChargeResult } from '../../lib/payments/provider';
+
+/**
+ * One long-lived workflow per subscription (ID `subscription-<id>`, queue `billing`):
+ * trialing → active → past_due (grace, premium kept, dunning retries) → active | expired, or canceled.
+ * Each run covers one period and continues as new after the renewal, so histories stay short.
+ * Inputs, queries and updates carry IDs, plan names and amounts only — never personal data.
+ */
+
+const { quotePlan, recordSubscriptionChange } = proxyActivities<BillingActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
+// Transient provider failures retry without limit, always with the attempt's idempotency key.
+const { chargeSubscription } = proxyActivities<BillingActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+});
+
+export interface NewSubscription {
+  subscriptionId: string;
+  userId: string;
+  plan: string;
+  paymentMethodId: string;
+  /** Overrides the plan's trial; 0 charges at once. */
+  trialDays?: number;
+}
+
+/** What a run hands the next one at continue-as-new. */
+export interface SubscriptionState {
+  subscriptionId: string;
+  userId: string;
+  paymentMethodId: string;
+  terms: PlanTerms;
+  /** A downgrade waiting for the next period. */
+  pendingPlan: PlanTerms | null;
+  status: SubscriptionStatus;
+  /** Start of paid period 1; period n is [anchor + (n-1) periods, anchor + n periods). Period 0 is the trial. */
+  anchor: number;
+  periodIndex: number;
+  periodStart: number;
+  periodEnd: number;
+  cancelAtPeriodEnd: boolean;
+  version: number;
+}
+
+export type SubscriptionInput = { start: NewSubscription } | { state: SubscriptionState };
+
+export interface SubscriptionView {
+  subscriptionId: string;
+  userId: string;
+  status: SubscriptionStatus | 'pending';
+  plan: string | null;
+  priceMinor: number | null;
+  currency: string | null;
+  pendingPlan: string | null;
+  periodIndex: number;
+  periodStart: string | null;
+  periodEnd: string | null;
+  cancelAtPeriodEnd: boolean;
+  nextChargeAt: string | null;
+  nextChargeMinor: number | null;
+  graceUntil: string | null;
+  lastDeclineCode: string | null;
+  paymentMethodId: string;
+}
+
+export interface PlanChangeResult {
+  plan: string;
+  effective: 'now' | 'next_period';
+  effectiveAt: string;
+  prorationMinor: number;
+  subscription: SubscriptionView;
+}
+
+export interface SubscriptionEnd {
+  subscriptionId: string;
+  status: 'expired' | 'canceled';
+  reason: string;
+}
+
+export const subscriptionState = defineQuery<SubscriptionView>('state');
+export const cancelSubscription = defineUpdate<SubscriptionView, [{ atPeriodEnd: boolean }]>('cancel');
+export const changePlan = defineUpdate<PlanChangeResult, [{ plan: string }]>('changePlan');
+export const paymentMethodUpdated = defineUpdate<SubscriptionView, [{ paymentMethodId: string }]>(
+  'paymentMethodUpdated',
+);
+
+const iso = (ms: number | null | undefined) =>
+  ms === null || ms === undefined ? null : new Date(ms).toISOString();
+const refuse = (type: string, message: string) =>
+  ApplicationFailure.create({ type, message, nonRetryable: true });
+
+/** Runs handlers and the renewal one at a time, in arrival order (a deterministic promise chain). */
+function serial() {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = tail.then(fn);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+}
+
+export async function subscription(input: SubscriptionInput): Promise<SubscriptionEnd> {
+  const ids = 'start' in input ? input.start : input.state;
+  let s: SubscriptionState | undefined = 'state' in input ? input.state : undefined;
+  let ended: SubscriptionEnd | undefined;
+  let grace: { until: number; hard: boolean; code: string; nextRetry: number | null } | undefined;
+  let retrySoon = false;
+  const exclusive = serial();
+
+  function view(): SubscriptionView {
+    const base = {
+      subscriptionId: ids.subscriptionId,
+      userId: ids.userId,
+      paymentMethodId: s?.paymentMethodId ?? ids.paymentMethodId,
+    };
+    if (!s) {
+      return {
+        ...base,
+        status: 'pending',
+        plan: null,
+        priceMinor: null,
+        currency: null,
+        pendingPlan: null,
+        periodIndex: 0,
+        periodStart: null,
+        periodEnd: null,
+        cancelAtPeriodEnd: false,
+        nextChargeAt: null,
+        nextChargeMinor: null,
+        graceUntil: null,
+        lastDeclineCode: null,
+      };
+    }
+    const live = !ended;
+    const next = !live || s.cancelAtPeriodEnd ? null : grace ? grace.nextRetry : s.periodEnd;
+    return {
+      ...base,
+      status: s.status,
+      plan: s.terms.plan,
+      priceMinor: s.terms.priceMinor,
+      currency: s.terms.currency,
+      pendingPlan: s.pendingPlan?.plan ?? null,
+      periodIndex: s.periodIndex,
+      periodStart: iso(s.periodStart),
+      periodEnd: iso(s.periodEnd),
+      cancelAtPeriodEnd: s.cancelAtPeriodEnd,
+      nextChargeAt: iso(next),
+      nextChargeMinor: next === null ? null : (s.pendingPlan ?? s.terms).priceMinor,
+      graceUntil: iso(live ? grace?.until : null),
+      lastDeclineCode: grace?.code ?? null,
+    };
+  }
+
+  /** Writes the current state as the next version, with the charge and message it carries. */
+  async function record(
+    st: SubscriptionState,
+    fromStatus: SubscriptionStatus | null,
+    reason: string,
+    extra: Pick<SubscriptionChange, 'charge' | 'message'> = {},
+  ): Promise<void> {
+    st.version += 1;
+    await recordSubscriptionChange({
+      subscriptionId: st.subscriptionId,
+      userId: st.userId,
+      version: st.version,
+      fromStatus,
+      status: st.status,
+      reason,
+      terms: st.terms,
+      pendingPlan: st.pendingPlan?.plan ?? null,
+      periodIndex: st.periodIndex,
+      periodStart: st.periodStart,
+      periodEnd: st.periodEnd,
+      graceUntil: st.status === 'past_due' ? (grace?.until ?? null) : null,
+      cancelAtPeriodEnd: st.cancelAtPeriodEnd,
+      paymentMethodId: st.paymentMethodId,
+      ...extra,
+    });
+  }
+
+  async function finish(
+    st: SubscriptionState,
+    status: 'expired' | 'canceled',
+    reason: string,
+  ): Promise<void> {
+    const from = st.version === 0 ? null : st.status;
+    st.status = status;
+    ended = { subscriptionId: st.subscriptionId, status, reason };
+    await record(st, from, reason, { message: { topic: `subscription.${status}`, data: { reason } } });
+  }
+
+  /** Charges period n = periodIndex + 1; on success the subscription is active in period n. */
+  async function charge(st: SubscriptionState, attempt: number | string): Promise<ChargeResult> {
+    const period = st.periodIndex + 1;
+    const idempotencyKey = chargeKey(st.subscriptionId, period, attempt);
+    const amountMinor = st.terms.priceMinor;
+    const result = await chargeSubscription({
+      subscriptionId: st.subscriptionId,
+      userId: st.userId,
+      paymentMethodId: st.paymentMethodId,
+      amountMinor,
+      currency: st.terms.currency,
+      period,
+      idempotencyKey,
+    });
+    const from = st.version === 0 ? null : st.status;
+    const paid = { charge: { idempotencyKey, amountMinor, result } };
+    if (result.outcome === 'succeeded') {
+      const recovered = grace !== undefined;
+      st.status = 'active';
+      st.periodIndex = period;
+      st.periodStart = addSpan(st.anchor, st.terms.period, period - 1);
+      st.periodEnd = addSpan(st.anchor, st.terms.period, period);
+      grace = undefined;
+      const topic =
+        from === null
+          ? 'subscription.started'
+          : recovered
+            ? 'subscription.recovered'
+            : 'subscription.renewed';
+      await record(st, from, recovered ? 'payment recovered' : `period ${period} paid`, {
+        ...paid,
+        message: {
+          topic,
+          data: { period, amountMinor, currency: st.terms.currency, periodEnd: iso(st.periodEnd) },
+        },
+      });
+      return result;
+    }
+    if (from === null) {
+      // A first payment that fails never starts premium: the subscription ends at once.
+      st.periodEnd = addSpan(st.anchor, st.terms.period, 1);
+      const reason = `initial payment declined: ${result.code}`;
+      st.status = 'expired';
+      ended = { subscriptionId: st.subscriptionId, status: 'expired', reason };
+      await record(st, null, reason, {
+        ...paid,
+        message: { topic: 'subscription.expired', data: { reason } },
+      });
+      return result;
+    }
+    grace ??= { until: st.periodEnd + st.terms.graceMs, hard: false, code: result.code, nextRetry: null };
+    grace.hard = result.retry === 'hard';
+    grace.code = result.code;
+    st.status = 'past_due';
+    await record(st, from, `payment declined (${result.retry}): ${result.code}`, {
+      ...paid,
+      message: {
+        topic: 'subscription.payment_failed',
+        data: { period, code: result.code, retry: result.retry, graceUntil: iso(grace.until) },
+      },
+    });
+    return result;
+  }
+
+  function live(): SubscriptionState {
+    if (ended) throw refuse('SubscriptionEnded', `The subscription is ${ended.status}: ${ended.reason}`);
+    if (!s) throw refuse('SubscriptionStarting', 'The subscription is still starting; try again in a moment');
+    return s;
+  }
+
+  setHandler(subscriptionState, view);
+
+  setHandler(
+    cancelSubscription,
+    ({ atPeriodEnd }) =>
+      exclusive(async () => {
+        const st = live();
+        // In grace there is no paid period left to run out: canceling ends it now.
+        if (atPeriodEnd && st.status !== 'past_due') {
+          if (!st.cancelAtPeriodEnd) {
+            st.cancelAtPeriodEnd = true;
+            await record(st, st.status, 'cancel at period end requested', {
+              message: { topic: 'subscription.cancel_scheduled', data: { periodEnd: iso(st.periodEnd) } },
+            });
+          }
+        } else {
+          await finish(st, 'canceled', atPeriodEnd ? 'canceled while past due' : 'canceled immediately');
+        }
+        return view();
+      }),
+    { validator: (_req) => void (ended && live()) },
+  );
+
+  setHandler(
+    changePlan,
+    ({ plan }) =>
+      exclusive(async () => {
+        const st = live();
+        if (st.status === 'past_due') {
+          throw refuse(
+            'PastDue',
+            'The subscription is past due: update the payment method before changing plan',
+          );
+        }
+        let terms: PlanTerms;
+        try {
+          terms = await quotePlan(plan);
+        } catch (err) {
+          const cause = err instanceof ActivityFailure ? err.cause : err;
+          throw refuse('UnknownPlan', cause instanceof Error ? cause.message : String(cause));
+        }
+        if (terms.currency !== st.terms.currency || !sameSpan(terms.period, st.terms.period)) {
+          throw refuse(
+            'IncompatiblePlan',
+            `Plan ${plan} bills in another currency or period; cancel and subscribe to it instead`,
+          );
+        }
+        const now = Date.now();
+        const result = (effective: 'now' | 'next_period', prorationMinor = 0): PlanChangeResult => ({
+          plan,
+          effective,
+          effectiveAt: iso(effective === 'now' ? now : st.periodEnd) as string,
+          prorationMinor,
+          subscription: view(),
+        });
+        if (plan === st.terms.plan) {
+          if (!st.pendingPlan) throw refuse('SamePlan', `The subscription is already on ${plan}`);
+          st.pendingPlan = null; // keeping the current plan withdraws a scheduled downgrade
+          await record(st, st.status, 'scheduled plan change withdrawn');
+          return result('now');
+        }
+        // Downgrades wait for the period end (the period is paid); no refunds.
+        if (st.status === 'active' && terms.priceMinor < st.terms.priceMinor) {
+          st.pendingPlan = terms;
+          await record(st, st.status, `downgrade to ${plan} scheduled`, {
+            message: {
+              topic: 'subscription.plan_change_scheduled',
+              data: { plan, effectiveAt: iso(st.periodEnd) },
+            },
+          });
+          return result('next_period');
+        }
+        // Upgrades (and any change in a trial) take effect now; an upgrade pays the difference for the
+        // rest of the period, prorated to the millisecond, rounded half up to the minor unit.
+        const amountMinor =
+          st.status === 'active'
+            ? prorate(
+                st.terms.priceMinor,
+                terms.priceMinor,
+                st.periodEnd - now,
+                st.periodEnd - st.periodStart,
+              )
+            : 0;
+        let extra: Pick<SubscriptionChange, 'charge'> = {};
+        if (amountMinor > 0) {
+          const idempotencyKey = chargeKey(st.subscriptionId, st.periodIndex, `change-v${st.version + 1}`);
+          const paid = await chargeSubscription({
+            subscriptionId: st.subscriptionId,
+            userId: st.userId,
+            paymentMethodId: st.paymentMethodId,
+            amountMinor,
+            currency: terms.currency,
+            period: st.periodIndex,
+            idempotencyKey,
+          });
+          extra = { charge: { idempotencyKey, amountMinor, result: paid } };
+          if (paid.outcome === 'declined') {
+            await record(st, st.status, `upgrade to ${plan} declined: ${paid.code}`, extra);
+            throw refuse(
+              'PaymentDeclined',
+              `The upgrade charge was declined (${paid.code}); the plan is unchanged`,
+            );
+          }
+        }
+        st.terms = terms;
+        st.pendingPlan = null;
+        await record(st, st.status, `plan changed to ${plan}`, {
+          ...extra,
+          message: { topic: 'subscription.plan_changed', data: { plan, prorationMinor: amountMinor } },
+        });
+        return result('now', amountMinor);
+      }),
+    {
+      validator: ({ plan }) => {
+        if (typeof plan !== 'string' || !/^[a-z][a-z0-9_-]{1,40}$/.test(plan))
+          throw new Error(`"${plan}" is not a plan name`);
+        if (ended) live();
+      },
+    },
+  );
+
+  setHandler(
+    paymentMethodUpdated,
+    ({ paymentMethodId }) =>
+      exclusive(async () => {
+        const st = live();
+        st.paymentMethodId = paymentMethodId;
+        await record(st, st.status, 'payment method updated');
+        if (st.status === 'past_due') retrySoon = true; // retry at once, not at the next dunning day
+        return view();
+      }),
+    { validator: (_req) => void (ended && live()) },
+  );
+
+  // A new subscription: a trial (period 0), or the first period charged at once.
+  if ('start' in input) {
+    const start = input.start;
+    await exclusive(async () => {
+      const terms = await quotePlan(start.plan);
+      const now = Date.now();
+      const trialMs = start.trialDays === undefined ? terms.trialMs : days(start.trialDays);
+      s = {
+        subscriptionId: start.subscriptionId,
+        userId: start.userId,
+        paymentMethodId: start.paymentMethodId,
+        terms,
+        pendingPlan: null,
+        status: 'trialing',
+        anchor: now + trialMs,
+        periodIndex: 0,
+        periodStart: now,
+        periodEnd: now + trialMs,
+        cancelAtPeriodEnd: false,
+        version: 0,
+      };
+      if (trialMs > 0) {
+        await record(s, null, 'trial started', {
+          message: { topic: 'subscription.trial_started', data: { trialEnd: iso(s.periodEnd) } },
+        });
+      } else {
+        await charge(s, 0);
+      }
+    });
+  }
+  const st = s as SubscriptionState;
+
+  // The rest of this period: updates may arrive; cancel-now ends the wait.
+  if (!ended) await condition(() => ended !== undefined, Math.max(0, st.periodEnd - Date.now()));
+
+  if (!ended) {
+    await exclusive(async () => {
+      if (ended) return;
+      if (st.cancelAtPeriodEnd) return finish(st, 'canceled', 'canceled at period end');
+      if (st.pendingPlan) {
+        st.terms = st.pendingPlan; // the scheduled downgrade starts with the new period
+        st.pendingPlan = null;
+      }
+      await charge(st, 0);
+    });
+  }
+
+  // Declined: dunning retries on the plan's schedule within the grace, or at once on a new method.
+  let attempt = 0;
+  let scheduled = 0;
+  while (!ended && grace) {
+    const g = grace;
+    const retries = st.terms.dunningMs.map((d) => st.periodEnd + d);
+    while (scheduled < retries.length && (retries[scheduled] as number) < Date.now()) scheduled++;
+    g.nextRetry = g.hard ? null : (retries[scheduled] ?? null);
+    const wakeAt = Math.min(g.nextRetry ?? g.until, g.until);
+    await condition(() => ended !== undefined || retrySoon, Math.max(0, wakeAt - Date.now()));
+    if (ended) break;
+    const due = retrySoon || (g.nextRetry !== null && Date.now() >= g.nextRetry);
+    if (due) {
+      if (!retrySoon) scheduled++;
+      retrySoon = false;
+      attempt += 1;
+      await exclusive(async () => {
+        if (!ended) await charge(st, attempt);
+      });
+    } else if (Date.now() >= g.until) {
+      await exclusive(() => finish(st, 'expired', 'grace period ended without payment'));
+    }
+  }
+
+  await condition(allHandlersFinished);
+  if (ended) return ended;
+  return continueAsNew<typeof subscription>({ state: st });
+}
