@@ -15,6 +15,7 @@ import errors from './plugins/errors';
 import metrics from './plugins/metrics';
 import openapi from './plugins/openapi';
 import { analyticsRoutes, type AnalyticsDeps } from './routes/analytics';
+import { billingRoutes, type BillingApiDeps } from './routes/billing';
 import { healthRoutes } from './routes/health';
 import { pingRoutes } from './routes/ping';
 import { playTickRoutes, type TickPublisher } from './routes/play-ticks';
@@ -40,6 +41,8 @@ export interface ApiDeps {
   verify: Verifier;
   /** Read access for the analytics endpoints. */
   analytics: AnalyticsDeps;
+  /** Payment methods and subscriptions: PostgreSQL (payment methods), the provider, the plan catalog. */
+  billing: Omit<BillingApiDeps, 'temporal'>;
   /** Where accepted play-ticks go (Kafka in production). */
   publisher: TickPublisher;
   /** Temporal and every store, for /readyz. */
@@ -118,5 +121,6 @@ export async function buildApp(deps: ApiDeps) {
   await app.register(pingRoutes, { temporal: deps.temporal });
   await app.register(playTickRoutes, { publisher: deps.publisher });
   await app.register(analyticsRoutes, deps.analytics);
+  await app.register(billingRoutes, { ...deps.billing, temporal: deps.temporal });
   return app;
 }

@@ -55,3 +55,15 @@ export class UnavailableError extends CadenzaError {
     super('unavailable', 503, 'Service unavailable', detail);
   }
 }
+
+export class ConflictError extends CadenzaError {
+  constructor(detail: string, slug = 'conflict') {
+    super(slug, 409, 'Conflict', detail);
+  }
+}
+
+export class PaymentDeclinedError extends CadenzaError {
+  constructor(detail: string) {
+    super('payment-declined', 402, 'Payment declined', detail);
+  }
+}

@@ -4,6 +4,8 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { buildApp } from '../../api/app';
 import type { AnalyticsDeps } from '../../api/routes/analytics';
+import type { BillingApiDeps } from '../../api/routes/billing';
+import { PlanCatalog } from '../../lib/billing/plans';
 import type { TickPublisher } from '../../api/routes/play-ticks';
 import { mintDevToken } from '../../lib/auth/dev-issuer';
 import type { Scope } from '../../lib/auth/scopes';
@@ -36,6 +38,7 @@ export async function testApp(
     readiness?: () => Promise<Health[]>;
     publisher?: TickPublisher;
     analytics?: AnalyticsDeps;
+    billing?: Omit<BillingApiDeps, 'temporal'>;
   } = {},
 ) {
   const temporal =
@@ -52,6 +55,12 @@ export async function testApp(
     publisher: opts.publisher ?? { publish: async () => undefined },
     // Unit tests never reach a handler that reads; integration tests pass real clients.
     analytics: opts.analytics ?? ({ pool: undefined, clickhouse: undefined } as unknown as AnalyticsDeps),
+    billing:
+      opts.billing ??
+      ({ pool: undefined, provider: undefined, plans: PlanCatalog.load(undefined) } as unknown as Omit<
+        BillingApiDeps,
+        'temporal'
+      >),
     log: false,
   });
   await app.ready();
