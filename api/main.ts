@@ -10,6 +10,8 @@ import { cachedChecks } from '../lib/clients/health';
 import { temporalHealth } from '../lib/clients/temporal';
 import { config } from '../lib/config';
 import { PlayTickProducer } from '../lib/play-tick-producer';
+import { PlanCatalog } from '../lib/billing/plans';
+import { createPaymentProvider } from '../lib/payments';
 import { setUpTracing } from '../lib/telemetry';
 import { childLogger } from '../lib/logger';
 import { buildApp } from './app';
@@ -38,6 +40,11 @@ async function main(): Promise<void> {
     verify: await createVerifier(cfg.auth),
     publisher,
     analytics: { pool: pg, clickhouse },
+    billing: {
+      pool: pg,
+      provider: createPaymentProvider(cfg.payments),
+      plans: PlanCatalog.load(cfg.billing.plansFile),
+    },
     readiness: cachedChecks(() =>
       Promise.all([
         temporalHealth(connection),

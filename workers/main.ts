@@ -4,7 +4,10 @@ import { existsSync } from 'node:fs';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createActivities } from '../activities';
+import { PlanCatalog } from '../lib/billing/plans';
+import { createPostgresPool } from '../lib/clients/postgres';
 import { config } from '../lib/config';
+import { createPaymentProvider } from '../lib/payments';
 import { childLogger } from '../lib/logger';
 import { setUpTracing } from '../lib/telemetry';
 import { tracingWorkerOptions } from './interceptors';
@@ -33,7 +36,14 @@ async function main(): Promise<void> {
     ? { workflowBundle: { codePath: bundlePath } }
     : { workflowsPath: require.resolve('../workflows') };
   const tracing = setUpTracing(cfg.otel, 'cadenza-worker');
-  const activities = createActivities();
+  const pool = await createPostgresPool(cfg.postgres, 10);
+  const activities = createActivities({
+    billing: {
+      pool,
+      provider: createPaymentProvider(cfg.payments),
+      plans: PlanCatalog.load(cfg.billing.plansFile),
+    },
+  });
   const workers = await Promise.all(
     cfg.worker.taskQueues.map((taskQueue) =>
       Worker.create({
@@ -71,6 +81,7 @@ async function main(): Promise<void> {
   } finally {
     health.close();
     await connection.close();
+    await pool.end();
     await tracing.shutdown();
     log.info('worker stopped');
   }

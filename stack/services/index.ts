@@ -4,6 +4,7 @@ import { ffmpeg } from './ffmpeg';
 import { kafka } from './kafka';
 import { minio } from './minio';
 import { opensearch } from './opensearch';
+import { paymentsSandbox } from './payments-sandbox';
 import { postgres } from './postgres';
 import { temporal } from './temporal';
 import { temporalTestServer } from './temporal-test-server';
@@ -12,6 +13,7 @@ import type { ServiceDef } from './types';
 /** The native stack of DESIGN §3, in start order. */
 export const services: ServiceDef[] = [
   postgres,
+  paymentsSandbox,
   clickhouse,
   minio,
   temporal,

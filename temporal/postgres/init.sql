@@ -1,6 +1,6 @@
 -- First start of the compose PostgreSQL: the same role, database and superuser-only extensions
 -- that the native stack creates (stack/services/postgres.ts).
-CREATE ROLE cadenza LOGIN PASSWORD 'cadenza';
+CREATE ROLE cadenza LOGIN CREATEDB PASSWORD 'cadenza';
 CREATE DATABASE cadenza OWNER cadenza;
 \connect cadenza
 CREATE SCHEMA IF NOT EXISTS partman AUTHORIZATION cadenza;

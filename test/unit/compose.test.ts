@@ -7,6 +7,7 @@ import { configVariables, loadConfig } from '../../lib/config';
 interface Service {
   image?: string;
   build?: unknown;
+  command?: string[];
   environment?: Record<string, string>;
   ports?: string[];
 }
@@ -31,6 +32,7 @@ describe('temporal/docker-compose.yml', () => {
         'clickhouse',
         'opensearch',
         'minio',
+        'payments-sandbox',
         'cadenza-migrate',
         'cadenza-worker',
         'cadenza-sink',
@@ -52,7 +54,13 @@ describe('temporal/docker-compose.yml', () => {
   });
 
   it('gives the Cadenza processes only variables the config knows, and a config that loads', () => {
-    for (const name of ['cadenza-migrate', 'cadenza-worker', 'cadenza-sink', 'cadenza-api']) {
+    for (const name of [
+      'payments-sandbox',
+      'cadenza-migrate',
+      'cadenza-worker',
+      'cadenza-sink',
+      'cadenza-api',
+    ]) {
       const env = compose.services[name]?.environment ?? {};
       const unknown = Object.keys(env).filter((k) => !(configVariables as string[]).includes(k));
       expect({ name, unknown }).toEqual({ name, unknown: [] });
@@ -63,6 +71,15 @@ describe('temporal/docker-compose.yml', () => {
         expect.arrayContaining([cfg.clickhouse.host, cfg.opensearch.host, cfg.minio.endPoint]),
       );
     }
+  });
+
+  it('points the worker at the payments sandbox service, which runs the sandbox entry', () => {
+    const worker = loadConfig(compose.services['cadenza-worker']?.environment ?? {});
+    expect(worker.payments.provider).toBe('sandbox');
+    expect(worker.payments.sandbox.host).toBe('payments-sandbox');
+    const sandbox = compose.services['payments-sandbox'];
+    expect(sandbox?.command).toEqual(['npx', 'tsx', 'sandbox/payments/main.ts']);
+    expect(loadConfig(sandbox?.environment ?? {}).payments.sandbox.port).toBe(worker.payments.sandbox.port);
   });
 
   it('publishes each service on the same host port as the native stack', () => {
@@ -79,6 +96,7 @@ describe('temporal/docker-compose.yml', () => {
       expect.arrayContaining([defaults.minio.port, defaults.minio.consolePort]),
     );
     expect(hostPorts(s['cadenza-api'])).toContain(defaults.api.port);
+    expect(hostPorts(s['payments-sandbox'])).toContain(defaults.payments.sandbox.port);
     expect(s.minio?.environment?.MINIO_ROOT_USER).toBe(defaults.minio.accessKey);
     expect(s.minio?.environment?.MINIO_ROOT_PASSWORD).toBe(defaults.minio.secretKey);
   });
