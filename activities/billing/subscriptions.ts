@@ -23,6 +23,8 @@ export interface ChargeInput {
   amountMinor: number;
   currency: string;
   period: number;
+  /** A renewal pays for the period; an upgrade pays the prorated difference within it. */
+  purpose?: 'renewal' | 'upgrade';
   idempotencyKey: string;
 }
 
@@ -86,7 +88,11 @@ export function createBillingActivities({ pool, provider, plans }: BillingDeps) 
           token: method.provider_token,
           amountMinor: input.amountMinor,
           currency: input.currency,
-          metadata: { subscription_id: input.subscriptionId, period: String(input.period) },
+          // The provider's records name what was paid for: period "2", or "2/upgrade" for a proration.
+          metadata: {
+            subscription_id: input.subscriptionId,
+            period: input.purpose === 'upgrade' ? `${input.period}/upgrade` : String(input.period),
+          },
         });
         log.info('charge answered', { key: input.idempotencyKey, outcome: result.outcome });
         return result;

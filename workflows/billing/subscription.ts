@@ -375,6 +375,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
             amountMinor,
             currency: terms.currency,
             period: st.periodIndex,
+            purpose: 'upgrade',
             idempotencyKey,
           });
           extra = { charge: { idempotencyKey, amountMinor, result: paid } };
