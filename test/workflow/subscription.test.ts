@@ -92,6 +92,22 @@ describe('subscription workflow (time-skipping, mocked billing activities)', () 
     expect(await state()).toMatchObject({ status: 'active', periodIndex: 1 });
   });
 
+  it('imports a subscriber paid through a date: active until then, first charge at that instant', async () => {
+    const paidThrough = new Date((await env.currentTimeMs()) + 10 * DAY).toISOString();
+    const { input, state } = await start({ paidThrough });
+    expect(await state()).toMatchObject({
+      status: 'active',
+      periodIndex: 0,
+      periodEnd: paidThrough,
+      nextChargeAt: paidThrough,
+    });
+    await env.sleep(9 * DAY);
+    expect(periods(input.subscriptionId)).toEqual([]);
+    await env.sleep(2 * DAY);
+    expect(periods(input.subscriptionId)).toEqual([1]);
+    expect((await state()).periodStart).toBe(paidThrough);
+  });
+
   it('soft decline → grace with dunning → recovered on a dunning retry', async () => {
     const pm = `pm-soft-twice-${randomUUID()}`;
     billing.script(pm, (n) => (n === 1 || n === 2 ? 'soft' : 'succeeded'));

@@ -45,6 +45,8 @@ export interface NewSubscription {
   paymentMethodId: string;
   /** Overrides the plan's trial; 0 charges at once. */
   trialDays?: number;
+  /** An imported subscriber, already paid (elsewhere) until this instant: active, first charge then. */
+  paidThrough?: string;
 }
 
 /** What a run hands the next one at continue-as-new. */
@@ -438,7 +440,11 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
         cancelAtPeriodEnd: false,
         version: 0,
       };
-      if (trialMs > 0) {
+      const paidUntil = start.paidThrough ? Date.parse(start.paidThrough) : 0;
+      if (paidUntil > now) {
+        Object.assign(s, { status: 'active', anchor: paidUntil, periodEnd: paidUntil });
+        await record(s, null, `imported, paid through ${start.paidThrough}`);
+      } else if (trialMs > 0) {
         await record(s, null, 'trial started', {
           message: { topic: 'subscription.trial_started', data: { trialEnd: iso(s.periodEnd) } },
         });
