@@ -100,6 +100,10 @@ const variables = {
     .default(TASK_QUEUES.join(','))
     .transform((s) => s.split(',').map((q) => q.trim()))
     .pipe(z.array(z.enum(TASK_QUEUES)).min(1)),
+  /** A pre-built workflow bundle (npm run build:workflows); default dist/workflow-bundle.js when present. */
+  CADENZA_WORKER_BUNDLE: z.string().min(1).optional(),
+  /** Workflows kept in memory between tasks (~1.5 MB each); the rest are replayed when they wake. */
+  CADENZA_WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(1000),
   CADENZA_WORKER_MAX_ACTIVITIES: z.coerce.number().int().min(1).max(10_000).default(100),
   CADENZA_WORKER_SHUTDOWN_GRACE: z
     .string()
@@ -215,6 +219,8 @@ function build(env: Env) {
       metricsPort: env.CADENZA_WORKER_METRICS_PORT,
       taskQueues: env.CADENZA_WORKER_TASK_QUEUES,
       maxConcurrentActivities: env.CADENZA_WORKER_MAX_ACTIVITIES,
+      maxCachedWorkflows: env.CADENZA_WORKER_MAX_CACHED_WORKFLOWS,
+      bundle: env.CADENZA_WORKER_BUNDLE,
       shutdownGrace: env.CADENZA_WORKER_SHUTDOWN_GRACE as `${number}${'ms' | 's' | 'm'}`,
     },
   };

@@ -9,7 +9,7 @@ async function main(): Promise<void> {
     workflowsPath: require.resolve('../workflows'),
     workflowInterceptorModules: [WORKFLOW_INTERCEPTORS],
   });
-  const out = path.join(__dirname, '..', 'dist', 'workflow-bundle.js');
+  const out = path.resolve(process.argv[2] ?? path.join(__dirname, '..', 'dist', 'workflow-bundle.js'));
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(out, code);
   process.stdout.write(`wrote ${out} (${(code.length / 1024).toFixed(0)} KiB)\n`);

@@ -22,7 +22,7 @@ import { temporalLogger } from './temporal-logger';
 
 const log = childLogger('worker');
 const cfg = config();
-const bundlePath = path.join(__dirname, '..', 'dist', 'workflow-bundle.js');
+const bundlePath = cfg.worker.bundle ?? path.join(__dirname, '..', 'dist', 'workflow-bundle.js');
 
 async function main(): Promise<void> {
   Runtime.install({
@@ -53,6 +53,7 @@ async function main(): Promise<void> {
         ...workflowSource,
         activities,
         maxConcurrentActivityTaskExecutions: cfg.worker.maxConcurrentActivities,
+        maxCachedWorkflows: cfg.worker.maxCachedWorkflows,
         shutdownGraceTime: cfg.worker.shutdownGrace,
         ...tracingWorkerOptions(tracing),
       }),

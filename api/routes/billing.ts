@@ -241,7 +241,8 @@ export const billingRoutes: FastifyPluginAsyncTypebox<BillingApiDeps> = async (a
     },
     async (request, reply) => {
       const { plan, paymentMethodId, trialDays } = request.body;
-      if (!plans.get(plan)) {
+      const terms = plans.get(plan);
+      if (!terms) {
         throw new ValidationError(`Unknown plan "${plan}".`, [
           { field: 'body.plan', message: `one of ${plans.names().join(', ')}` },
         ]);
@@ -256,7 +257,7 @@ export const billingRoutes: FastifyPluginAsyncTypebox<BillingApiDeps> = async (a
       const started = await startOnce<typeof subscription>(temporal, 'subscription', {
         workflowId: `subscription-${subscriptionId}`,
         taskQueue: 'billing',
-        args: [{ start: { subscriptionId, userId, plan, paymentMethodId, trialDays } }],
+        args: [{ start: { subscriptionId, userId, plan, paymentMethodId, trialDays, terms } }],
         typedSearchAttributes: [
           { key: USER_ID, value: userId },
           { key: SUBSCRIPTION_ID, value: subscriptionId },

@@ -6,7 +6,9 @@ import {
   continueAsNew,
   defineQuery,
   defineUpdate,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
 } from '@temporalio/workflow';
 import type { BillingActivities, SubscriptionChange } from '../../activities/billing/subscriptions';
@@ -32,6 +34,12 @@ const { quotePlan, recordSubscriptionChange } = proxyActivities<BillingActivitie
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
 });
+// State writes are short PostgreSQL transactions: as local activities they run inside the workflow task
+// that decided them, which halves the server round trips of a renewal (patched: older runs replay as before).
+const local = proxyLocalActivities<BillingActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
 // Transient provider failures retry without limit, always with the attempt's idempotency key.
 const { chargeSubscription } = proxyActivities<BillingActivities>({
   startToCloseTimeout: '1 minute',
@@ -47,6 +55,8 @@ export interface NewSubscription {
   trialDays?: number;
   /** An imported subscriber, already paid (elsewhere) until this instant: active, first charge then. */
   paidThrough?: string;
+  /** The plan's terms as quoted when the subscription was made; without them the run quotes the plan. */
+  terms?: PlanTerms;
 }
 
 /** What a run hands the next one at continue-as-new. */
@@ -184,7 +194,10 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
     extra: Pick<SubscriptionChange, 'charge' | 'message'> = {},
   ): Promise<void> {
     st.version += 1;
-    await recordSubscriptionChange({
+    const write = patched('state-writes-as-local-activities')
+      ? local.recordSubscriptionChange
+      : recordSubscriptionChange;
+    await write({
       subscriptionId: st.subscriptionId,
       userId: st.userId,
       version: st.version,
@@ -423,7 +436,8 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
   if ('start' in input) {
     const start = input.start;
     await exclusive(async () => {
-      const terms = await quotePlan(start.plan);
+      // The API quotes the plan when it starts the run; runs started before that quote here.
+      const terms = start.terms ?? (await quotePlan(start.plan));
       const now = Date.now();
       const trialMs = start.trialDays === undefined ? terms.trialMs : days(start.trialDays);
       s = {
@@ -440,9 +454,16 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
         cancelAtPeriodEnd: false,
         version: 0,
       };
-      const paidUntil = start.paidThrough ? Date.parse(start.paidThrough) : 0;
-      if (paidUntil > now) {
-        Object.assign(s, { status: 'active', anchor: paidUntil, periodEnd: paidUntil });
+      if (start.paidThrough) {
+        // Already paid (elsewhere) until then: active, and the renewal falls due at that instant
+        // (at once if it has passed: a decline then goes into grace like any renewal).
+        const paidUntil = Date.parse(start.paidThrough);
+        Object.assign(s, {
+          status: 'active',
+          anchor: paidUntil,
+          periodStart: Math.min(now, paidUntil - 1000),
+          periodEnd: paidUntil,
+        });
         await record(s, null, `imported, paid through ${start.paidThrough}`);
       } else if (trialMs > 0) {
         await record(s, null, 'trial started', {

@@ -1,0 +1,347 @@
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, openSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Client, Connection, WorkflowIdReusePolicy } from '@temporalio/client';
+import { defineSearchAttributeKey } from '@temporalio/common';
+import { msToTs } from '@temporalio/common/lib/time';
+import { temporal as proto } from '@temporalio/proto';
+import { SingleBar } from 'cli-progress';
+import pLimit from 'p-limit';
+import { sql, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import { PlanCatalog } from '../lib/billing/plans';
+import type { PlanTerms } from '../lib/billing/terms';
+import { createPostgresPool } from '../lib/clients/postgres';
+import { config, type Config } from '../lib/config';
+import { migratePostgres } from '../lib/migrate/postgres';
+import { createPaymentProvider } from '../lib/payments';
+import { stackContext } from '../stack/context';
+import { scratchDatabases } from '../stack/scratch';
+import { SEARCH_ATTRIBUTES } from '../stack/services/temporal';
+import type { subscription } from '../workflows';
+import { summary } from './report';
+
+/**
+ * npm run bench:renewals -- [--subscriptions 10000] [--kills 5] [--lead 0]
+ * A renewal storm on the dev server: N subscriptions whose renewals fall due at the same instant
+ * (imported subscribers "paid through" one timestamp), served by a real worker process on the billing
+ * queue, charging the sandbox provider. Measures the time to settle all and renewals/s, then counts
+ * the provider's own records: exactly one successful charge per (subscription, period). Then repeats
+ * with N more while killing the worker with -9 `kills` times during the storm. Target: ≥ 50 renewals/s.
+ * Runs in its own namespace (cadenza-bench) and a scratch database; leftovers are terminated.
+ */
+const NAMESPACE = 'cadenza-bench';
+const root = path.join(__dirname, '..');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function ensureNamespace(connection: Connection): Promise<void> {
+  const svc = connection.workflowService;
+  try {
+    await svc.describeNamespace({ namespace: NAMESPACE });
+  } catch {
+    await svc.registerNamespace({
+      namespace: NAMESPACE,
+      workflowExecutionRetentionPeriod: msToTs('1 day'),
+    });
+    await sleep(2000); // the dev server caches namespaces briefly
+  }
+  const types = proto.api.enums.v1.IndexedValueType;
+  await connection.operatorService
+    .addSearchAttributes({
+      namespace: NAMESPACE,
+      searchAttributes: Object.fromEntries(
+        Object.keys(SEARCH_ATTRIBUTES).map((k) => [k, types.INDEXED_VALUE_TYPE_KEYWORD]),
+      ),
+    })
+    .catch(() => undefined); // already there
+}
+
+/** The billing worker as its own process, so it can be killed with -9 and started again. */
+class WorkerProcess {
+  private child: ChildProcess | undefined;
+  /** Set when the worker exits without being told to: the bench stops and points at its log. */
+  died: string | undefined;
+  constructor(
+    private readonly env: NodeJS.ProcessEnv,
+    readonly logFile: string,
+  ) {}
+
+  async start(healthPort: number): Promise<void> {
+    const log = openSync(this.logFile, 'a');
+    const tsx = path.join(root, 'node_modules', '.bin', 'tsx');
+    const child = spawn(tsx, [path.join(root, 'workers', 'main.ts')], {
+      env: this.env,
+      stdio: ['ignore', log, log],
+      detached: true, // its own process group: tsx wraps node, and -9 must reach both
+    });
+    this.child = child;
+    child.once('exit', (code, signal) => {
+      if (this.child === child)
+        this.died = `the bench worker exited (${code ?? signal}); see ${this.logFile}`;
+    });
+    for (let i = 0; i < 600; i++) {
+      const ok = await fetch(`http://127.0.0.1:${healthPort}/healthz`)
+        .then((r) => r.ok)
+        .catch(() => false);
+      if (ok) return;
+      await sleep(100);
+    }
+    throw new Error('the bench worker did not become healthy in 60 s');
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.child?.pid) {
+      try {
+        process.kill(-this.child.pid, signal);
+      } catch {
+        // already gone
+      }
+    }
+    this.child = undefined;
+  }
+}
+
+interface Fixture {
+  userId: string;
+  paymentMethodId: string;
+}
+
+/** N users, each with a sandbox test_ok payment method, in the scratch database. */
+async function fixtures(pool: DatabasePool, cfg: Config, n: number): Promise<Fixture[]> {
+  const provider = createPaymentProvider(cfg.payments);
+  const users = await pool.manyFirst(sql.type(z.object({ user_id: z.string() }))`
+    INSERT INTO users (email, display_name, country)
+    SELECT 'bench-' || gen_random_uuid() || '@example.test', 'Bench Listener', 'SE' FROM generate_series(1, ${n})
+    RETURNING user_id`);
+  const limit = pLimit(32);
+  const tokens = await Promise.all(users.map(() => limit(() => provider.tokenizeTestMethod('test_ok'))));
+  const out: Fixture[] = [];
+  for (let i = 0; i < users.length; i += 1000) {
+    const slice = users.slice(i, i + 1000);
+    const ids = await pool.manyFirst(sql.type(z.object({ payment_method_id: z.string() }))`
+      INSERT INTO payment_methods (user_id, provider, provider_token)
+      SELECT * FROM ${sql.unnest(
+        slice.map((u, j) => [u, 'sandbox', (tokens[i + j] as { token: string }).token]),
+        ['uuid', 'text', 'text'],
+      )}
+      RETURNING payment_method_id`);
+    slice.forEach((userId, j) => out.push({ userId, paymentMethodId: ids[j] as string }));
+  }
+  return out;
+}
+
+interface StormResult {
+  startPerS: number;
+  settleS: number;
+  renewalsPerS: number;
+  succeeded: number;
+  maxPerPeriod: number;
+  missing: number;
+  killsDone: number;
+}
+
+interface Deps {
+  client: Client;
+  pool: DatabasePool;
+  sandboxPool: DatabasePool;
+  worker: WorkerProcess;
+  healthPort: number;
+}
+
+const Renewed = z.object({ n: z.number() });
+const Charged = z.object({ pairs: z.number(), max_per_period: z.number(), succeeded: z.number() });
+
+async function storm(
+  name: string,
+  deps: Deps,
+  people: Fixture[],
+  opts: { lead: number; kills: number; killEveryMs: number },
+): Promise<StormResult> {
+  const { client, pool, sandboxPool, worker, healthPort } = deps;
+  const n = people.length;
+  const terms = PlanCatalog.load(undefined).get('premium-individual') as PlanTerms;
+  const ids = people.map(() => randomUUID());
+  const userKey = defineSearchAttributeKey('CadenzaUserId', 'KEYWORD');
+  const subKey = defineSearchAttributeKey('CadenzaSubscriptionId', 'KEYWORD');
+  // Everyone falls due at one instant, far enough ahead for all of them to be started and open.
+  const lead = opts.lead || 20 + Math.ceil(n / 80);
+  const dueAt = Date.now() + lead * 1000;
+  const paidThrough = new Date(dueAt).toISOString();
+  const bar = new SingleBar({ format: `${name}: start {bar} {value}/{total}`, clearOnComplete: true });
+  bar.start(n, 0);
+  const limit = pLimit(64);
+  const t0 = Date.now();
+  await Promise.all(
+    people.map((p, i) =>
+      limit(async () => {
+        const subscriptionId = ids[i] as string;
+        await client.workflow.start<typeof subscription>('subscription', {
+          taskQueue: 'billing',
+          workflowId: `subscription-${subscriptionId}`,
+          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+          args: [{ start: { subscriptionId, ...p, plan: terms.plan, terms, paidThrough } }],
+          typedSearchAttributes: [
+            { key: userKey, value: p.userId },
+            { key: subKey, value: subscriptionId },
+          ],
+        });
+        bar.increment();
+      }),
+    ),
+  );
+  bar.stop();
+  const startPerS = n / ((Date.now() - t0) / 1000);
+  const renewed = () =>
+    pool.oneFirst(sql.type(Renewed)`
+      SELECT count(*)::int AS n FROM subscriptions
+      WHERE subscription_id = ANY(${sql.array(ids, 'uuid')}) AND period_index >= 1`);
+  if (Date.now() >= dueAt) {
+    throw new Error(`${name}: starting took longer than the ${lead} s lead; pass a larger --lead`);
+  }
+  process.stdout.write(`${name}: ${n} started at ${startPerS.toFixed(0)}/s; all due at ${paidThrough}\n`);
+  await sleep(dueAt - Date.now());
+
+  // The storm: poll until every subscription has renewed, killing the worker on the way if asked.
+  let killsDone = 0;
+  let nextKill = dueAt + opts.killEveryMs;
+  let done = 0;
+  while (done < n) {
+    if (killsDone < opts.kills && Date.now() >= nextKill) {
+      worker.kill('SIGKILL');
+      killsDone++;
+      process.stdout.write(`${name}: kill -9 #${killsDone} at ${done}/${n} renewed\n`);
+      await sleep(500);
+      await worker.start(healthPort);
+      nextKill = Date.now() + opts.killEveryMs;
+    }
+    await sleep(250);
+    if (worker.died) throw new Error(worker.died);
+    done = await renewed();
+  }
+  const settleS = (Date.now() - dueAt) / 1000;
+  // The provider's own records: successful charges per (subscription, period 1).
+  const charged = await sandboxPool.one(sql.type(Charged)`
+    SELECT count(*)::int AS pairs, coalesce(max(n), 0)::int AS max_per_period, coalesce(sum(n), 0)::int AS succeeded
+    FROM (SELECT metadata->>'subscription_id', metadata->>'period', count(*) AS n FROM charges
+          WHERE kind = 'charge' AND status = 'succeeded'
+            AND metadata->>'subscription_id' = ANY(${sql.array(ids, 'text')})
+          GROUP BY 1, 2) per_period`);
+  return {
+    startPerS,
+    settleS,
+    renewalsPerS: n / settleS,
+    succeeded: charged.succeeded,
+    maxPerPeriod: charged.max_per_period,
+    missing: n - charged.pairs,
+    killsDone,
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      subscriptions: { type: 'string', default: '10000' },
+      kills: { type: 'string', default: '5' },
+      lead: { type: 'string', default: '0' },
+    },
+  });
+  const n = Number(values.subscriptions);
+  const kills = Number(values.kills);
+  const base = config();
+  const connection = await Connection.connect({ address: base.temporal.address });
+  await ensureNamespace(connection);
+  const client = new Client({ connection, namespace: NAMESPACE });
+  const db = await scratchDatabases(base);
+  await migratePostgres(db.config.postgres);
+  const pool = await createPostgresPool(db.config.postgres, 4);
+  const sandboxPool = await createPostgresPool(
+    { ...base.postgres, database: base.payments.sandbox.database },
+    2,
+  );
+  const tmp = mkdtempSync(path.join(tmpdir(), 'cadenza-bench-'));
+  const bundle = path.join(tmp, 'workflow-bundle.js');
+  execFileSync(
+    path.join(root, 'node_modules', '.bin', 'tsx'),
+    [path.join(root, 'scripts', 'build-workflows.ts'), bundle],
+    {
+      stdio: 'ignore',
+    },
+  );
+  const healthPort = 3011;
+  const worker = new WorkerProcess(
+    {
+      ...process.env,
+      CADENZA_TEMPORAL_NAMESPACE: NAMESPACE,
+      CADENZA_WORKER_TASK_QUEUES: 'billing',
+      CADENZA_PG_DATABASE: db.config.postgres.database,
+      CADENZA_WORKER_HEALTH_PORT: String(healthPort),
+      CADENZA_WORKER_METRICS_PORT: '9465',
+      CADENZA_WORKER_BUNDLE: bundle,
+      CADENZA_LOG_LEVEL: 'warn',
+    },
+    path.join(tmp, 'worker.log'),
+  );
+  try {
+    process.stdout.write(`preparing ${2 * n} users with sandbox payment methods\n`);
+    const people = await fixtures(pool, db.config, 2 * n);
+    await worker.start(healthPort);
+    const deps = { client, pool, sandboxPool, worker, healthPort };
+    const lead = Number(values.lead);
+    const calm = await storm('storm', deps, people.slice(0, n), { lead, kills: 0, killEveryMs: 0 });
+    process.stdout.write(`storm: settled in ${calm.settleS.toFixed(1)} s\n`);
+    const killEveryMs = Math.max(1500, (calm.settleS * 1000) / (kills + 1));
+    const killed = await storm('storm-with-kills', deps, people.slice(n), { lead, kills, killEveryMs });
+    const once = (r: StormResult) =>
+      r.missing === 0 && r.maxPerPeriod === 1 && r.succeeded === n ? 'yes' : 'no';
+    summary('renewals', {
+      subscriptions: n,
+      start_per_s: calm.startPerS,
+      settle_s: calm.settleS,
+      renewals_per_s: calm.renewalsPerS,
+      exactly_one_charge_each: once(calm),
+      charges: calm.succeeded,
+      kills: killed.killsDone,
+      settle_with_kills_s: killed.settleS,
+      renewals_per_s_with_kills: killed.renewalsPerS,
+      exactly_one_charge_each_with_kills: once(killed),
+      charges_with_kills: killed.succeeded,
+      max_charges_per_period: Math.max(calm.maxPerPeriod, killed.maxPerPeriod),
+      target_50_per_s: calm.renewalsPerS >= 50 ? 'met' : 'missed',
+    });
+  } finally {
+    worker.kill('SIGTERM');
+    // Every bench subscription now waits a month for its next renewal: end them.
+    try {
+      execFileSync(
+        path.join(stackContext().cacheBin, 'temporal'),
+        [
+          'workflow',
+          'terminate',
+          '--address',
+          base.temporal.address,
+          '--namespace',
+          NAMESPACE,
+          '--query',
+          "ExecutionStatus='Running'",
+          '--reason',
+          'bench:renewals cleanup',
+          '--yes',
+        ],
+        { stdio: 'ignore' },
+      );
+    } catch (err) {
+      process.stderr.write(`could not terminate the bench's runs: ${String(err)}\n`);
+    }
+    await Promise.allSettled([pool.end(), sandboxPool.end()]);
+    await db.drop();
+    await connection.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
