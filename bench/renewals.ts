@@ -59,6 +59,27 @@ async function ensureNamespace(connection: Connection): Promise<void> {
     .catch(() => undefined); // already there
 }
 
+/**
+ * Ends every run still open in the bench namespace (a batch terminate) and waits until none is left,
+ * so a run of an earlier bench never competes with this one.
+ */
+async function endLeftovers(client: Client, cfg: Config): Promise<void> {
+  const running = async () => (await client.workflow.count("ExecutionStatus='Running'")).count;
+  if ((await running()) === 0) return;
+  execFileSync(
+    path.join(stackContext().cacheBin, 'temporal'),
+    ['workflow', 'terminate', '--address', cfg.temporal.address, '--namespace', NAMESPACE].concat([
+      '--query',
+      "ExecutionStatus='Running'",
+      '--reason',
+      'bench:renewals cleanup',
+      '--yes',
+    ]),
+    { stdio: 'ignore' },
+  );
+  for (let i = 0; i < 600 && (await running()) > 0; i++) await sleep(1000);
+}
+
 /** The billing worker as its own process, so it can be killed with -9 and started again. */
 class WorkerProcess {
   private child: ChildProcess | undefined;
@@ -254,6 +275,7 @@ async function main(): Promise<void> {
   const connection = await Connection.connect({ address: base.temporal.address });
   await ensureNamespace(connection);
   const client = new Client({ connection, namespace: NAMESPACE });
+  await endLeftovers(client, base);
   const db = await scratchDatabases(base);
   await migratePostgres(db.config.postgres);
   const pool = await createPostgresPool(db.config.postgres, 4);
@@ -279,21 +301,23 @@ async function main(): Promise<void> {
       CADENZA_PG_DATABASE: db.config.postgres.database,
       CADENZA_WORKER_HEALTH_PORT: String(healthPort),
       CADENZA_WORKER_METRICS_PORT: '9465',
-      CADENZA_WORKER_BUNDLE: bundle,
+      CADENZA_WORKER_BUNDLE: process.env.CADENZA_WORKER_BUNDLE ?? bundle,
       CADENZA_LOG_LEVEL: 'warn',
     },
     path.join(tmp, 'worker.log'),
   );
   try {
-    process.stdout.write(`preparing ${2 * n} users with sandbox payment methods\n`);
-    const people = await fixtures(pool, db.config, 2 * n);
+    process.stdout.write(`preparing ${kills ? 2 * n : n} users with sandbox payment methods\n`);
+    const people = await fixtures(pool, db.config, kills ? 2 * n : n);
     await worker.start(healthPort);
     const deps = { client, pool, sandboxPool, worker, healthPort };
     const lead = Number(values.lead);
     const calm = await storm('storm', deps, people.slice(0, n), { lead, kills: 0, killEveryMs: 0 });
     process.stdout.write(`storm: settled in ${calm.settleS.toFixed(1)} s\n`);
     const killEveryMs = Math.max(1500, (calm.settleS * 1000) / (kills + 1));
-    const killed = await storm('storm-with-kills', deps, people.slice(n), { lead, kills, killEveryMs });
+    const killed = kills
+      ? await storm('storm-with-kills', deps, people.slice(n), { lead, kills, killEveryMs })
+      : calm;
     const once = (r: StormResult) =>
       r.missing === 0 && r.maxPerPeriod === 1 && r.succeeded === n ? 'yes' : 'no';
     summary('renewals', {
@@ -314,27 +338,9 @@ async function main(): Promise<void> {
   } finally {
     worker.kill('SIGTERM');
     // Every bench subscription now waits a month for its next renewal: end them.
-    try {
-      execFileSync(
-        path.join(stackContext().cacheBin, 'temporal'),
-        [
-          'workflow',
-          'terminate',
-          '--address',
-          base.temporal.address,
-          '--namespace',
-          NAMESPACE,
-          '--query',
-          "ExecutionStatus='Running'",
-          '--reason',
-          'bench:renewals cleanup',
-          '--yes',
-        ],
-        { stdio: 'ignore' },
-      );
-    } catch (err) {
-      process.stderr.write(`could not terminate the bench's runs: ${String(err)}\n`);
-    }
+    await endLeftovers(client, base).catch((err: unknown) =>
+      process.stderr.write(`could not end the bench's runs: ${String(err)}\n`),
+    );
     await Promise.allSettled([pool.end(), sandboxPool.end()]);
     await db.drop();
     await connection.close();

@@ -10,7 +10,7 @@ import { config } from '../lib/config';
 import { createPaymentProvider } from '../lib/payments';
 import { childLogger } from '../lib/logger';
 import { setUpTracing } from '../lib/telemetry';
-import { tracingWorkerOptions } from './interceptors';
+import { traceWorkflows, tracingWorkerOptions } from './interceptors';
 import { temporalLogger } from './temporal-logger';
 
 /**
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
         maxConcurrentActivityTaskExecutions: cfg.worker.maxConcurrentActivities,
         maxCachedWorkflows: cfg.worker.maxCachedWorkflows,
         shutdownGraceTime: cfg.worker.shutdownGrace,
-        ...tracingWorkerOptions(tracing),
+        ...tracingWorkerOptions(tracing, traceWorkflows(cfg.otel)),
       }),
     ),
   );

@@ -124,9 +124,16 @@ describe('play-tick pipeline', () => {
     const raw = kafka.producer();
     await raw.connect();
     await raw.send({ topic: db.topics.ticks, messages: [{ key: 'bad', value: '{"event_id": oops' }] });
+    // An array record (the API producer's format) with one good and one bad tick: the good one lands.
+    const [good] = makeTicks(1);
+    const bad = { ...makeTicks(1)[0], position_ms: -5 };
+    await raw.send({
+      topic: db.topics.ticks,
+      messages: [{ key: 'mixed', value: JSON.stringify([good, bad]) }],
+    });
     await raw.disconnect();
 
-    const expected = plays.flat().length;
+    const expected = plays.flat().length + 1;
     const q = async <T>(query: string) => (await ch.query({ query, format: 'JSONEachRow' })).json<T>();
     await until('all ticks in ClickHouse', async () => {
       const [row] = await q<{ n: string }>('SELECT uniqExact(event_id) AS n FROM play_ticks');
@@ -141,18 +148,24 @@ describe('play-tick pipeline', () => {
     const dlq = kafka.consumer({ groupId: `dlq-reader-${db.id}` });
     await dlq.connect();
     await dlq.subscribe({ topic: db.topics.dlq, fromBeginning: true });
-    const record = await new Promise<{ reason: string; record: string }>((resolve) => {
+    const records = await new Promise<{ reason: string; record: string }[]>((resolve) => {
+      const seen: { reason: string; record: string }[] = [];
       void dlq.run({
-        eachMessage: async ({ message }) => resolve(JSON.parse(message.value?.toString() ?? '{}')),
+        eachMessage: async ({ message }) => {
+          seen.push(JSON.parse(message.value?.toString() ?? '{}'));
+          if (seen.length === 2) resolve(seen);
+        },
       });
     });
     await dlq.disconnect();
-    expect(record).toMatchObject({ reason: 'not JSON', record: '{"event_id": oops' });
+    expect(records[0]).toMatchObject({ reason: 'not JSON', record: '{"event_id": oops' });
+    expect(records[1]?.reason).toMatch(/^tick 1: .*position_ms/);
+    expect(JSON.parse(records[1]?.record ?? '{}')).toEqual(bad);
 
     const metrics = await registry.getMetricsAsJSON();
     const value = (name: string) =>
       metrics.find((m) => m.name === name)?.values.reduce((s, v) => s + v.value, 0);
     expect(value('cadenza_sink_suppressed_total')).toBe(suppressed.length);
-    expect(value('cadenza_sink_dlq_total')).toBe(1);
+    expect(value('cadenza_sink_dlq_total')).toBe(2);
   }, 120_000);
 });

@@ -115,36 +115,46 @@ export class PlayTickSink {
     const rows: string[] = [];
     const rejects: { key: string | null; value: string }[] = [];
     let suppressed = 0;
+    const reject = (reason: string, offset: string, key: string | null, record: string, where = '') => {
+      this.dlq.inc({ reason: reason.split(' ').slice(0, 2).join(' ') });
+      rejects.push({
+        key,
+        value: JSON.stringify({
+          reason: `${where}${reason}`,
+          topic: batch.topic,
+          partition: batch.partition,
+          offset,
+          record: record.slice(0, 10_000),
+        }),
+      });
+    };
     for (const m of batch.messages) {
       const raw = m.value?.toString('utf8') ?? '';
+      const key = m.key?.toString('utf8') ?? null;
       let parsed: unknown;
-      let reason: string | null;
       try {
         parsed = JSON.parse(raw);
-        reason = tickProblem(parsed, null);
       } catch {
-        reason = 'not JSON';
-      }
-      if (reason) {
-        this.dlq.inc({ reason: reason.split(' ').slice(0, 2).join(' ') });
-        rejects.push({
-          key: m.key?.toString('utf8') ?? null,
-          value: JSON.stringify({
-            reason,
-            topic: batch.topic,
-            partition: batch.partition,
-            offset: m.offset,
-            record: raw.slice(0, 10_000),
-          }),
-        });
+        reject('not JSON', m.offset, key, raw);
         continue;
       }
-      const t = normaliseTick(parsed as PlayTick);
-      if (this.suppressions.has(t.user_id)) {
-        suppressed++;
-        continue;
+      // A record is one tick, or (from the API's producer) an array of ticks of one partition.
+      const ticks = Array.isArray(parsed) ? parsed : [parsed];
+      if (!ticks.length) reject('an empty array of ticks', m.offset, key, raw);
+      for (const [index, value] of ticks.entries()) {
+        const reason = tickProblem(value, null);
+        if (reason) {
+          const where = Array.isArray(parsed) ? `tick ${index}: ` : '';
+          reject(reason, m.offset, key, Array.isArray(parsed) ? JSON.stringify(value) : raw, where);
+          continue;
+        }
+        const t = normaliseTick(value as PlayTick);
+        if (this.suppressions.has(t.user_id)) {
+          suppressed++;
+          continue;
+        }
+        rows.push(tsvLine(t));
       }
-      rows.push(tsvLine(t));
     }
     if (rows.length) await this.insertWithRetry(rows, heartbeat, () => isRunning() && !isStale());
     if (!isRunning() || isStale()) return; // a rebalance took the partition: the new owner re-reads from the last commit

@@ -41,10 +41,26 @@ const local = proxyLocalActivities<BillingActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
 });
 // Transient provider failures retry without limit, always with the attempt's idempotency key.
+const chargeRetry = {
+  initialInterval: '2 seconds',
+  backoffCoefficient: 2,
+  maximumInterval: '5 minutes',
+} as const;
 const { chargeSubscription } = proxyActivities<BillingActivities>({
   startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+  retry: chargeRetry,
 });
+// Charges as local activities too: a renewal is then one workflow task (timer → charge → write →
+// continue-as-new) instead of three. A worker that dies mid-charge leaves the task to be run again
+// elsewhere, which repeats the charge with the same idempotency key: the provider charges once. Retries
+// longer than 10 s become timers in the history, so a provider outage is visible in the Web UI.
+const localCharges = proxyLocalActivities<BillingActivities>({
+  startToCloseTimeout: '1 minute',
+  localRetryThreshold: '10 seconds',
+  retry: chargeRetry,
+});
+const chargeThroughProvider = (input: Parameters<BillingActivities['chargeSubscription']>[0]) =>
+  patched('charges-as-local-activities') ? localCharges.chargeSubscription(input) : chargeSubscription(input);
 
 export interface NewSubscription {
   subscriptionId: string;
@@ -232,7 +248,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
     const period = st.periodIndex + 1;
     const idempotencyKey = chargeKey(st.subscriptionId, period, attempt);
     const amountMinor = st.terms.priceMinor;
-    const result = await chargeSubscription({
+    const result = await chargeThroughProvider({
       subscriptionId: st.subscriptionId,
       userId: st.userId,
       paymentMethodId: st.paymentMethodId,
@@ -383,7 +399,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
         let extra: Pick<SubscriptionChange, 'charge'> = {};
         if (amountMinor > 0) {
           const idempotencyKey = chargeKey(st.subscriptionId, st.periodIndex, `change-v${st.version + 1}`);
-          const paid = await chargeSubscription({
+          const paid = await chargeThroughProvider({
             subscriptionId: st.subscriptionId,
             userId: st.userId,
             paymentMethodId: st.paymentMethodId,
