@@ -238,7 +238,7 @@ async function storm(
       await worker.start(healthPort);
       nextKill = Date.now() + opts.killEveryMs;
     }
-    await sleep(250);
+    await sleep(1000);
     if (worker.died) throw new Error(worker.died);
     done = await renewed();
   }

@@ -1,6 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Kafka } from 'kafkajs';
 import { sql } from 'slonik';
 import { createClickHouse } from '../lib/clients/clickhouse';
+import { createKafka } from '../lib/clients/kafka';
+import { migrateClickHouse } from '../lib/migrate/clickhouse';
+import { migratePostgres } from '../lib/migrate/postgres';
 import { createPostgresPool } from '../lib/clients/postgres';
 import { ch, ident } from '../lib/clickhouse-sql';
 import type { Config } from '../lib/config';
@@ -29,6 +33,51 @@ export async function scratchDatabases(base: Config): Promise<{ config: Config; 
       await admin.query(sql.unsafe`DROP DATABASE IF EXISTS ${sql.identifier([name])} WITH (FORCE)`);
       await chServer.command({ query: ch`DROP DATABASE IF EXISTS ${ident(name)}`.text });
       await Promise.allSettled([admin.end(), chServer.close()]);
+    },
+  };
+}
+
+export interface TickPipeline {
+  config: Config;
+  kafka: Kafka;
+  topics: { ticks: string; dlq: string };
+  id: string;
+  drop(): Promise<void>;
+}
+
+/** Migrated scratch databases and a play-ticks topic pair of their own, removed by drop(). */
+export async function scratchTickPipeline(
+  base: Config,
+  name: string,
+  partitions: number,
+): Promise<TickPipeline> {
+  const id = randomUUID().slice(0, 8);
+  const topics = { ticks: `play-ticks-${name}-${id}`, dlq: `play-ticks-${name}-${id}.dlq` };
+  const db = await scratchDatabases(base);
+  await migratePostgres(db.config.postgres);
+  await migrateClickHouse(db.config.clickhouse);
+  const kafka = createKafka(db.config.kafka, `${name}-${id}`);
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: [
+      { topic: topics.ticks, numPartitions: partitions },
+      { topic: topics.dlq, numPartitions: 1 },
+    ],
+  });
+  await admin.disconnect();
+  return {
+    config: db.config,
+    kafka,
+    topics,
+    id,
+    drop: async () => {
+      const a = kafka.admin();
+      await a.connect();
+      await a.deleteTopics({ topics: [topics.ticks, topics.dlq] }).catch(() => undefined);
+      await a.disconnect();
+      await db.drop();
     },
   };
 }
