@@ -1,13 +1,11 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, openSync } from 'node:fs';
+import { mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection, WorkflowIdReusePolicy } from '@temporalio/client';
 import { defineSearchAttributeKey } from '@temporalio/common';
-import { msToTs } from '@temporalio/common/lib/time';
-import { temporal as proto } from '@temporalio/proto';
 import { SingleBar } from 'cli-progress';
 import pLimit from 'p-limit';
 import { sql, type DatabasePool } from 'slonik';
@@ -31,53 +29,55 @@ import { summary } from './report';
  * queue, charging the sandbox provider. Measures the time to settle all and renewals/s, then counts
  * the provider's own records: exactly one successful charge per (subscription, period). Then repeats
  * with N more while killing the worker with -9 `kills` times during the storm. Target: ≥ 50 renewals/s.
- * Runs in its own namespace (cadenza-bench) and a scratch database; leftovers are terminated.
+ * Runs on a fresh dev server of its own (same binary and SQLite settings as the stack's) and a scratch
+ * database, both removed afterwards.
  */
 const NAMESPACE = 'cadenza-bench';
 const root = path.join(__dirname, '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function ensureNamespace(connection: Connection): Promise<void> {
-  const svc = connection.workflowService;
-  try {
-    await svc.describeNamespace({ namespace: NAMESPACE });
-  } catch {
-    await svc.registerNamespace({
-      namespace: NAMESPACE,
-      workflowExecutionRetentionPeriod: msToTs('1 day'),
-    });
-    await sleep(2000); // the dev server caches namespaces briefly
-  }
-  const types = proto.api.enums.v1.IndexedValueType;
-  await connection.operatorService
-    .addSearchAttributes({
-      namespace: NAMESPACE,
-      searchAttributes: Object.fromEntries(
-        Object.keys(SEARCH_ATTRIBUTES).map((k) => [k, types.INDEXED_VALUE_TYPE_KEYWORD]),
-      ),
-    })
-    .catch(() => undefined); // already there
-}
-
 /**
- * Ends every run still open in the bench namespace (a batch terminate) and waits until none is left,
- * so a run of an earlier bench never competes with this one.
+ * A dev server of the bench's own: the same binary and SQLite settings as the stack's, on a fresh file.
+ * A long-lived dev server's database grows with every run it keeps (3 GB here after a day of benches),
+ * and SQLite slows with it; a fresh one measures the workflow, not the history of the machine.
  */
-async function endLeftovers(client: Client, cfg: Config): Promise<void> {
-  const running = async () => (await client.workflow.count("ExecutionStatus='Running'")).count;
-  if ((await running()) === 0) return;
-  execFileSync(
-    path.join(stackContext().cacheBin, 'temporal'),
-    ['workflow', 'terminate', '--address', cfg.temporal.address, '--namespace', NAMESPACE].concat([
-      '--query',
-      "ExecutionStatus='Running'",
-      '--reason',
-      'bench:renewals cleanup',
-      '--yes',
-    ]),
-    { stdio: 'ignore' },
+async function benchServer(dir: string, port: number): Promise<{ address: string; stop: () => void }> {
+  const cli = path.join(stackContext().cacheBin, 'temporal');
+  const attrs = Object.entries(SEARCH_ATTRIBUTES).flatMap(([k, v]) => ['--search-attribute', `${k}=${v}`]);
+  const log = openSync(path.join(dir, 'temporal.log'), 'a');
+  const child = spawn(
+    cli,
+    ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port)]
+      .concat(['--http-port', String(port + 1), '--metrics-port', String(port + 2)])
+      .concat([
+        '--db-filename',
+        path.join(dir, 'temporal.db'),
+        '--namespace',
+        NAMESPACE,
+        '--log-level',
+        'warn',
+      ])
+      .concat(['--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=off', ...attrs]),
+    { stdio: ['ignore', log, log], detached: true },
   );
-  for (let i = 0; i < 600 && (await running()) > 0; i++) await sleep(1000);
+  const address = `127.0.0.1:${port}`;
+  const stop = () => {
+    try {
+      process.kill(-(child.pid as number), 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  };
+  for (let i = 0; i < 120; i++) {
+    try {
+      execFileSync(cli, ['operator', 'cluster', 'health', '--address', address], { stdio: 'ignore' });
+      return { address, stop };
+    } catch {
+      await sleep(500);
+    }
+  }
+  stop();
+  throw new Error(`the bench's Temporal dev server did not start; see ${dir}/temporal.log`);
 }
 
 /** The billing worker as its own process, so it can be killed with -9 and started again. */
@@ -272,18 +272,17 @@ async function main(): Promise<void> {
   const n = Number(values.subscriptions);
   const kills = Number(values.kills);
   const base = config();
-  const connection = await Connection.connect({ address: base.temporal.address });
-  await ensureNamespace(connection);
+  const tmp = mkdtempSync(path.join(tmpdir(), 'cadenza-bench-'));
+  const server = await benchServer(tmp, 7300);
+  const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection, namespace: NAMESPACE });
-  await endLeftovers(client, base);
-  const db = await scratchDatabases(base);
+  const db = await scratchDatabases(base, { clickhouse: false }); // renewals touch PostgreSQL only
   await migratePostgres(db.config.postgres);
   const pool = await createPostgresPool(db.config.postgres, 4);
   const sandboxPool = await createPostgresPool(
     { ...base.postgres, database: base.payments.sandbox.database },
     2,
   );
-  const tmp = mkdtempSync(path.join(tmpdir(), 'cadenza-bench-'));
   const bundle = path.join(tmp, 'workflow-bundle.js');
   execFileSync(
     path.join(root, 'node_modules', '.bin', 'tsx'),
@@ -296,6 +295,7 @@ async function main(): Promise<void> {
   const worker = new WorkerProcess(
     {
       ...process.env,
+      CADENZA_TEMPORAL_ADDRESS: server.address,
       CADENZA_TEMPORAL_NAMESPACE: NAMESPACE,
       CADENZA_WORKER_TASK_QUEUES: 'billing',
       CADENZA_PG_DATABASE: db.config.postgres.database,
@@ -337,13 +337,11 @@ async function main(): Promise<void> {
     });
   } finally {
     worker.kill('SIGTERM');
-    // Every bench subscription now waits a month for its next renewal: end them.
-    await endLeftovers(client, base).catch((err: unknown) =>
-      process.stderr.write(`could not end the bench's runs: ${String(err)}\n`),
-    );
     await Promise.allSettled([pool.end(), sandboxPool.end()]);
     await db.drop();
     await connection.close();
+    server.stop(); // its runs go with it: the database was the bench's own
+    rmSync(tmp, { recursive: true, force: true });
   }
 }
 

@@ -20,6 +20,7 @@ const usage = `usage: npm run stack -- <command>
                    provision what is missing, start every service (or the ones named), wait until
                    each is ready (--app also starts the Cadenza worker and API under the same supervisor)
   down             stop everything the stack started
+  stop service ... stop the named services (up starts them again), e.g. to free the CPU for a benchmark
   status           one line per service; exits 0 only when all are ready
   logs [service]   the last lines of a service's log (all services without a name)
   reset            down, then delete the state folder (data and logs; the download cache stays)`;
@@ -202,6 +203,21 @@ async function main(argv: string[]): Promise<number> {
       await shutdownSupervisor(ctx);
       say('stack stopped');
       return 0;
+    case 'stop': {
+      const known = [
+        ...allServices.filter((s) => s.program).map((s) => s.name),
+        ...Object.keys(appPrograms(ctx)),
+      ];
+      const unknown = rest.filter((n) => !known.includes(n));
+      if (!rest.length || unknown.length) {
+        say(
+          `name the services to stop (unknown: ${unknown.join(', ') || 'none given'}); known: ${known.join(', ')}`,
+        );
+        return 2;
+      }
+      say(await supervisorctl(ctx, 'stop', ...rest));
+      return 0;
+    }
     case 'status':
       return (await status(ctx)) ? 0 : 1;
     case 'logs':
