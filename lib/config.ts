@@ -132,6 +132,7 @@ function build(env: Env) {
   const temporal = splitHostPort(env.CADENZA_TEMPORAL_ADDRESS);
   const minio = splitHostPort(env.CADENZA_MINIO_ENDPOINT);
   const kafka = splitHostPort(env.CADENZA_KAFKA_BROKERS[0] as string);
+  const sandbox = new URL(env.CADENZA_PAYMENTS_SANDBOX_URL);
   return {
     env: env.CADENZA_ENV,
     logLevel: env.CADENZA_LOG_LEVEL,
@@ -197,8 +198,8 @@ function build(env: Env) {
       timeoutMs: env.CADENZA_PAYMENTS_TIMEOUT_MS,
       sandbox: {
         url: env.CADENZA_PAYMENTS_SANDBOX_URL,
-        host: new URL(env.CADENZA_PAYMENTS_SANDBOX_URL).hostname,
-        port: Number(new URL(env.CADENZA_PAYMENTS_SANDBOX_URL).port || 80),
+        host: sandbox.hostname,
+        port: Number(sandbox.port || 80),
         database: env.CADENZA_SANDBOX_PG_DATABASE,
         latencyMs: env.CADENZA_SANDBOX_LATENCY_MS,
         failureRate: env.CADENZA_SANDBOX_FAILURE_RATE,

@@ -313,6 +313,11 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
     return s;
   }
 
+  /** Update validators: an ended subscription refuses before anything is written to its history. */
+  const refuseIfEnded = (..._args: unknown[]) => {
+    if (ended) live();
+  };
+
   setHandler(subscriptionState, view);
 
   setHandler(
@@ -333,7 +338,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
         }
         return view();
       }),
-    { validator: (_req) => void (ended && live()) },
+    { validator: refuseIfEnded },
   );
 
   setHandler(
@@ -430,7 +435,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
       validator: ({ plan }) => {
         if (typeof plan !== 'string' || !/^[a-z][a-z0-9_-]{1,40}$/.test(plan))
           throw new Error(`"${plan}" is not a plan name`);
-        if (ended) live();
+        refuseIfEnded();
       },
     },
   );
@@ -445,7 +450,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
         if (st.status === 'past_due') retrySoon = true; // retry at once, not at the next dunning day
         return view();
       }),
-    { validator: (_req) => void (ended && live()) },
+    { validator: refuseIfEnded },
   );
 
   // A new subscription: a trial (period 0), or the first period charged at once.
