@@ -103,12 +103,26 @@ const variables = {
   /** A pre-built workflow bundle (npm run build:workflows); default dist/workflow-bundle.js when present. */
   CADENZA_WORKER_BUNDLE: z.string().min(1).optional(),
   /** Workflows kept in memory between tasks (~1.5 MB each); the rest are replayed when they wake. */
-  CADENZA_WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(1000),
+  // At least 1: with no cache, local activities (the billing writes) are dropped at every eviction.
+  CADENZA_WORKER_MAX_CACHED_WORKFLOWS: z.coerce
+    .number()
+    .int()
+    .min(1, 'at least 1: workflows with local activities need a cache')
+    .max(100_000)
+    .default(1000),
   CADENZA_WORKER_MAX_ACTIVITIES: z.coerce.number().int().min(1).max(10_000).default(100),
   CADENZA_WORKER_SHUTDOWN_GRACE: z
     .string()
     .regex(/^\d+(ms|s|m)$/, 'a duration such as 30s')
     .default('30s'),
+  /**
+   * How long a workflow task may wait in this worker's own (sticky) queue before the server moves it to
+   * the shared queue, to be replayed from its whole history. See docs/BENCHMARKS.md (renewals).
+   */
+  CADENZA_WORKER_STICKY_TIMEOUT: z
+    .string()
+    .regex(/^\d+(ms|s|m)$/, 'a duration such as 10s')
+    .default('10s'),
 } as const;
 
 type Variables = typeof variables;
@@ -223,6 +237,7 @@ function build(env: Env) {
       maxCachedWorkflows: env.CADENZA_WORKER_MAX_CACHED_WORKFLOWS,
       bundle: env.CADENZA_WORKER_BUNDLE,
       shutdownGrace: env.CADENZA_WORKER_SHUTDOWN_GRACE as `${number}${'ms' | 's' | 'm'}`,
+      stickyTimeout: env.CADENZA_WORKER_STICKY_TIMEOUT as `${number}${'ms' | 's' | 'm'}`,
     },
   };
 }

@@ -55,6 +55,7 @@ async function main(): Promise<void> {
         maxConcurrentActivityTaskExecutions: cfg.worker.maxConcurrentActivities,
         maxCachedWorkflows: cfg.worker.maxCachedWorkflows,
         shutdownGraceTime: cfg.worker.shutdownGrace,
+        stickyQueueScheduleToStartTimeout: cfg.worker.stickyTimeout,
         ...tracingWorkerOptions(tracing, traceWorkflows(cfg.otel)),
       }),
     ),

@@ -57,8 +57,15 @@ const Exists = z.object({ live: z.boolean() });
 const minorToNumeric = (minor: number) => sql.fragment`(${minor}::numeric / 100)`;
 const ts = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
+/** A charge and the state change to write with it if it succeeds (the renewal's common path). */
+export interface ChargeAndRecordInput {
+  charge: ChargeInput;
+  /** Written, with the charge, only when the charge succeeded; a decline is written by the workflow. */
+  ifPaid: Omit<SubscriptionChange, 'charge'>;
+}
+
 export function createBillingActivities({ pool, provider, plans }: BillingDeps) {
-  return {
+  const activities = {
     /** The current terms of a plan from the catalog; an unknown plan is a person's mistake, not retried. */
     async quotePlan(plan: string): Promise<PlanTerms> {
       const terms = plans.get(plan);
@@ -184,7 +191,25 @@ export function createBillingActivities({ pool, provider, plans }: BillingDeps) 
         }
       });
     },
+
+    /**
+     * Charges, and when the charge succeeds writes the change it pays for: a paid renewal is then one
+     * local activity, not two. Run again (a retry, a worker that died between the two steps), the charge
+     * repeats with the same idempotency key, so the provider answers with the first result, and the write
+     * is version-guarded: nothing happens twice.
+     */
+    async chargeAndRecordIfPaid({ charge, ifPaid }: ChargeAndRecordInput): Promise<ChargeResult> {
+      const result = await activities.chargeSubscription(charge);
+      if (result.outcome === 'succeeded') {
+        await activities.recordSubscriptionChange({
+          ...ifPaid,
+          charge: { idempotencyKey: charge.idempotencyKey, amountMinor: charge.amountMinor, result },
+        });
+      }
+      return result;
+    },
   };
+  return activities;
 }
 
 export type BillingActivities = ReturnType<typeof createBillingActivities>;

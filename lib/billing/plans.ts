@@ -33,11 +33,23 @@ export const BUILT_IN_PLANS: PlanTerms[] = [
   })),
 ];
 
+const KNOWN_CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
+/** The decimals of a currency's minor unit, as ICU knows them (EUR 2, JPY 0, BHD 3). */
+const currencyDigits = (currency: string) =>
+  new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits;
+
 const Terms = z
   .object({
     plan: z.string().regex(/^[a-z][a-z0-9_-]{1,40}$/),
     priceMinor: z.number().int().min(0).max(100_000_000),
-    currency: z.string().regex(/^[A-Z]{3}$/),
+    currency: z
+      .string()
+      .regex(/^[A-Z]{3}$/)
+      .refine((c) => KNOWN_CURRENCIES.has(c), { message: 'not an ISO 4217 currency' })
+      .refine((c) => currencyDigits(c) === 2, {
+        // Amounts reach PostgreSQL as minor / 100: a currency with 0 or 3 decimals would be stored wrong.
+        message: 'only currencies with two decimals (cents) are supported; JPY, BHD and the like are not yet',
+      }),
     period: z.union([
       z.object({ months: z.number().int().min(1).max(36) }).strict(),
       z.object({ ms: z.number().int().min(1000) }).strict(),

@@ -240,7 +240,8 @@ describe('subscriptions end to end (API → workflow → sandbox provider → Po
     expect(charges[0]).toMatchObject({ status: 'succeeded', idempotency_key: `sub:${subscriptionId}:p1:a0` });
     // The activity timed out once and its retry got the provider's first answer.
     const history = await client.workflow.getHandle(`subscription-${subscriptionId}`).fetchHistory();
-    // Charges run as local activities: each one's marker records the attempt that answered.
+    // The first charge runs as one local activity with its write: its marker records the attempt that
+    // answered.
     const attempts = (history.events ?? []).flatMap((e) => {
       const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
       if (!data) return [];
@@ -248,7 +249,7 @@ describe('subscriptions end to end (API → workflow → sandbox provider → Po
         activity_type?: string;
         attempt?: number;
       };
-      return marker.activity_type === 'chargeSubscription' ? [marker.attempt ?? 0] : [];
+      return marker.activity_type === 'chargeAndRecordIfPaid' ? [marker.attempt ?? 0] : [];
     });
     expect(attempts).toHaveLength(1);
     expect(attempts[0]).toBeGreaterThanOrEqual(2);

@@ -1,5 +1,9 @@
 import { ApplicationFailure } from '@temporalio/common';
-import type { ChargeInput, SubscriptionChange } from '../../activities/billing/subscriptions';
+import type {
+  ChargeAndRecordInput,
+  ChargeInput,
+  SubscriptionChange,
+} from '../../activities/billing/subscriptions';
 import { BUILT_IN_PLANS } from '../../lib/billing/plans';
 import type { PlanTerms } from '../../lib/billing/terms';
 import type { ChargeResult } from '../../lib/payments/provider';
@@ -57,6 +61,18 @@ export function fakeBilling(plans: PlanTerms[] = BUILT_IN_PLANS) {
     },
     async recordSubscriptionChange(change: SubscriptionChange): Promise<void> {
       changes.push(structuredClone(change));
+    },
+    // The same composition as the real activity: charge, and write the change only when paid.
+    async chargeAndRecordIfPaid({ charge, ifPaid }: ChargeAndRecordInput): Promise<ChargeResult> {
+      const result = await activities.chargeSubscription(charge);
+      if (result.outcome === 'succeeded') {
+        const { idempotencyKey, amountMinor } = charge;
+        await activities.recordSubscriptionChange({
+          ...ifPaid,
+          charge: { idempotencyKey, amountMinor, result },
+        });
+      }
+      return result;
     },
   };
 

@@ -172,4 +172,42 @@ describe('billing activities', () => {
       retry: 'hard',
     });
   });
+
+  it('charges and writes the paid period together; run again, it charges once and writes once', async () => {
+    const u = await user();
+    const { charge: _unused, ...paid } = change(u);
+    const charge = {
+      subscriptionId: paid.subscriptionId,
+      userId: u.userId,
+      paymentMethodId: u.paymentMethodId,
+      amountMinor: 1099,
+      currency: 'EUR',
+      period: 1,
+      idempotencyKey: `sub:${paid.subscriptionId}:p1:a0`,
+    };
+    const first = await run(activities.chargeAndRecordIfPaid, { charge, ifPaid: paid });
+    expect(first.outcome).toBe('succeeded');
+    // A retry (or a worker that died before answering) repeats both steps: nothing happens twice.
+    expect(await run(activities.chargeAndRecordIfPaid, { charge, ifPaid: paid })).toEqual(first);
+    expect(await counts(paid.subscriptionId)).toEqual({ history: 1, tx: 1, outbox: 1 });
+    const tx = await pool.one(sql.type(z.object({ status: z.string(), provider_reference: z.string() }))`
+      SELECT status, provider_reference FROM payment_transactions WHERE subscription_id = ${paid.subscriptionId}`);
+    expect(tx).toEqual({ status: 'succeeded', provider_reference: first.reference });
+
+    // A declined charge writes nothing: the workflow decides and writes the grace itself.
+    await pool.query(
+      sql.unsafe`UPDATE payment_methods SET status = 'detached' WHERE payment_method_id = ${u.paymentMethodId}`,
+    );
+    const other = { ...paid, subscriptionId: randomUUID() };
+    const declined = await run(activities.chargeAndRecordIfPaid, {
+      charge: {
+        ...charge,
+        subscriptionId: other.subscriptionId,
+        idempotencyKey: `sub:${other.subscriptionId}:p1:a0`,
+      },
+      ifPaid: other,
+    });
+    expect(declined).toMatchObject({ outcome: 'declined', code: 'payment_method_missing' });
+    expect(await counts(other.subscriptionId)).toEqual({ history: 0, tx: 0, outbox: 0 });
+  });
 });

@@ -39,5 +39,10 @@ describe('billing terms', () => {
     expect(() => new PlanCatalog([base, base])).toThrow(/unique/);
     expect(() => new PlanCatalog([{ ...base, dunningMs: [base.graceMs + 1] }])).toThrow(/within the grace/);
     expect(() => new PlanCatalog([{ ...base, priceMinor: 10.99 }])).toThrow();
+    // Minor units are hundredths everywhere money is stored: other exponents are refused, not misstored.
+    expect(() => new PlanCatalog([{ ...base, currency: 'JPY' }])).toThrow(/two decimals/);
+    expect(() => new PlanCatalog([{ ...base, currency: 'BHD' }])).toThrow(/two decimals/);
+    expect(() => new PlanCatalog([{ ...base, currency: 'XYZ' }])).toThrow(/ISO 4217/);
+    expect(new PlanCatalog([{ ...base, currency: 'SEK' }]).get(base.plan)?.currency).toBe('SEK');
   });
 });

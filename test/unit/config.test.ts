@@ -44,6 +44,16 @@ describe('config', () => {
     expect((error as ConfigError).problems).toHaveLength(3);
   });
 
+  it('refuses a worker without a workflow cache, which would drop local activities, and reads the sticky timeout', () => {
+    expect(() => loadConfig({ CADENZA_WORKER_MAX_CACHED_WORKFLOWS: '0' })).toThrow(
+      /CADENZA_WORKER_MAX_CACHED_WORKFLOWS.*local activities need a cache/,
+    );
+    expect(loadConfig({ CADENZA_WORKER_STICKY_TIMEOUT: '2m' }).worker.stickyTimeout).toBe('2m');
+    expect(() => loadConfig({ CADENZA_WORKER_STICKY_TIMEOUT: 'soon' })).toThrow(
+      /CADENZA_WORKER_STICKY_TIMEOUT/,
+    );
+  });
+
   it('rejects a port out of range', () => {
     expect(() => loadConfig({ CADENZA_API_PORT: '70000' })).toThrow(/CADENZA_API_PORT/);
   });

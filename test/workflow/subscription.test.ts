@@ -82,6 +82,38 @@ describe('subscription workflow (time-skipping, mocked billing activities)', () 
     expect(runId).not.toBe(handle.firstExecutionRunId);
   });
 
+  it('a paid renewal is one local activity: charge and write together, no patch marker', async () => {
+    const { input, handle } = await start();
+    await env.sleep(63 * DAY); // the first run pays periods 1 and 2, the second run period 3
+    const { runId } = await handle.describe();
+    const history = await env.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
+    const kinds = (history.events ?? []).map((e) => String(e.eventType));
+    // The renewing run was continued by the current code: it carries its version and needs no patches.
+    const second = await env.client.workflow
+      .getHandle(
+        handle.workflowId,
+        (history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId ??
+          undefined) as string,
+      )
+      .fetchHistory();
+    const secondKinds = (second.events ?? []).map((e) => String(e.eventType));
+    for (const k of [kinds, secondKinds]) {
+      expect(k.filter((e) => /UPSERT_WORKFLOW_SEARCH_ATTRIBUTES|ACTIVITY_TASK_SCHEDULED/.test(e))).toEqual(
+        [],
+      );
+    }
+    const markers = (second.events ?? []).filter((e) => e.markerRecordedEventAttributes);
+    expect(markers.map((m) => m.markerRecordedEventAttributes?.markerName)).toEqual(['core_local_activity']);
+    const paid = billing
+      .changes(input.subscriptionId)
+      .filter((c) => c.charge?.result.outcome === 'succeeded');
+    expect(paid.map((c) => [c.periodIndex, c.reason])).toEqual([
+      [1, 'period 1 paid'],
+      [2, 'period 2 paid'],
+      [3, 'period 3 paid'],
+    ]);
+  });
+
   it('charges after the trial, not before', async () => {
     const { input, state } = await start({ trialDays: undefined });
     expect((await state()).status).toBe('trialing');

@@ -59,8 +59,18 @@ const localCharges = proxyLocalActivities<BillingActivities>({
   localRetryThreshold: '10 seconds',
   retry: chargeRetry,
 });
-const chargeThroughProvider = (input: Parameters<BillingActivities['chargeSubscription']>[0]) =>
-  patched('charges-as-local-activities') ? localCharges.chargeSubscription(input) : chargeSubscription(input);
+const chargeThroughProvider = (
+  input: Parameters<BillingActivities['chargeSubscription']>[0],
+  asLocal: boolean,
+) => (asLocal ? localCharges.chargeSubscription(input) : chargeSubscription(input));
+
+/**
+ * The version of this code, handed on at continue-as-new. A run of this code takes the current paths
+ * directly; the older patches decide only for histories older code wrote, which must keep replaying.
+ * Every renewal is a new run, so this spares each one the patch markers and the search-attribute write
+ * that each marker brings.
+ */
+export const CODE_VERSION = 4;
 
 export interface NewSubscription {
   subscriptionId: string;
@@ -91,6 +101,8 @@ export interface SubscriptionState {
   periodEnd: number;
   cancelAtPeriodEnd: boolean;
   version: number;
+  /** The CODE_VERSION of the code that continued this run (absent: older code). */
+  codeVersion?: number;
 }
 
 export type SubscriptionInput = { start: NewSubscription } | { state: SubscriptionState };
@@ -157,6 +169,13 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
   let grace: { until: number; hard: boolean; code: string; nextRetry: number | null } | undefined;
   let retrySoon = false;
   const exclusive = serial();
+  // Runs continued by this code say so in their input; a new run asks once, as its first step (one marker
+  // at creation, none at renewal). Replaying a history older code wrote, this is false and each patch
+  // below decides on its own.
+  const current =
+    ('state' in input && (input.state.codeVersion ?? 0) >= CODE_VERSION) ||
+    patched(`subscription-code-v${CODE_VERSION}`);
+  const has = (patch: string) => current || patched(patch);
 
   function view(): SubscriptionView {
     const base = {
@@ -202,18 +221,14 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
     };
   }
 
-  /** Writes the current state as the next version, with the charge and message it carries. */
-  async function record(
+  /** The change that writes state `st` (already at its new version). */
+  function changeOf(
     st: SubscriptionState,
     fromStatus: SubscriptionStatus | null,
     reason: string,
     extra: Pick<SubscriptionChange, 'charge' | 'message'> = {},
-  ): Promise<void> {
-    st.version += 1;
-    const write = patched('state-writes-as-local-activities')
-      ? local.recordSubscriptionChange
-      : recordSubscriptionChange;
-    await write({
+  ): SubscriptionChange {
+    return {
       subscriptionId: st.subscriptionId,
       userId: st.userId,
       version: st.version,
@@ -229,7 +244,21 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
       cancelAtPeriodEnd: st.cancelAtPeriodEnd,
       paymentMethodId: st.paymentMethodId,
       ...extra,
-    });
+    };
+  }
+
+  /** Writes the current state as the next version, with the charge and message it carries. */
+  async function record(
+    st: SubscriptionState,
+    fromStatus: SubscriptionStatus | null,
+    reason: string,
+    extra: Pick<SubscriptionChange, 'charge' | 'message'> = {},
+  ): Promise<void> {
+    st.version += 1;
+    const write = has('state-writes-as-local-activities')
+      ? local.recordSubscriptionChange
+      : recordSubscriptionChange;
+    await write(changeOf(st, fromStatus, reason, extra));
   }
 
   async function finish(
@@ -248,7 +277,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
     const period = st.periodIndex + 1;
     const idempotencyKey = chargeKey(st.subscriptionId, period, attempt);
     const amountMinor = st.terms.priceMinor;
-    const result = await chargeThroughProvider({
+    const input = {
       subscriptionId: st.subscriptionId,
       userId: st.userId,
       paymentMethodId: st.paymentMethodId,
@@ -256,31 +285,60 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
       currency: st.terms.currency,
       period,
       idempotencyKey,
-    });
+    };
     const from = st.version === 0 ? null : st.status;
-    const paid = { charge: { idempotencyKey, amountMinor, result } };
-    if (result.outcome === 'succeeded') {
-      const recovered = grace !== undefined;
-      st.status = 'active';
-      st.periodIndex = period;
-      st.periodStart = addSpan(st.anchor, st.terms.period, period - 1);
-      st.periodEnd = addSpan(st.anchor, st.terms.period, period);
-      grace = undefined;
-      const topic =
+    // What the subscription becomes if the charge succeeds, decided before it is made.
+    const recovered = grace !== undefined;
+    const paidState: SubscriptionState = {
+      ...st,
+      status: 'active',
+      periodIndex: period,
+      periodStart: addSpan(st.anchor, st.terms.period, period - 1),
+      periodEnd: addSpan(st.anchor, st.terms.period, period),
+      version: st.version + 1,
+    };
+    const paidReason = recovered ? 'payment recovered' : `period ${period} paid`;
+    const paidMessage = {
+      topic:
         from === null
           ? 'subscription.started'
           : recovered
             ? 'subscription.recovered'
-            : 'subscription.renewed';
-      await record(st, from, recovered ? 'payment recovered' : `period ${period} paid`, {
-        ...paid,
-        message: {
-          topic,
-          data: { period, amountMinor, currency: st.terms.currency, periodEnd: iso(st.periodEnd) },
-        },
+            : 'subscription.renewed',
+      data: { period, amountMinor, currency: st.terms.currency, periodEnd: iso(paidState.periodEnd) },
+    };
+    if (has('charge-and-write-in-one-local-activity')) {
+      // The common path in one local activity: charge, and write the paid period with it.
+      const result = await local.chargeAndRecordIfPaid({
+        charge: input,
+        ifPaid: changeOf(paidState, from, paidReason, { message: paidMessage }),
       });
+      if (result.outcome === 'succeeded') {
+        Object.assign(st, paidState);
+        grace = undefined;
+        return result;
+      }
+      return declined(st, from, { charge: { idempotencyKey, amountMinor, result } }, result);
+    }
+    const result = await chargeThroughProvider(input, has('charges-as-local-activities'));
+    const paid = { charge: { idempotencyKey, amountMinor, result } };
+    if (result.outcome === 'succeeded') {
+      Object.assign(st, { ...paidState, version: st.version });
+      grace = undefined;
+      await record(st, from, paidReason, { ...paid, message: paidMessage });
       return result;
     }
+    return declined(st, from, paid, result);
+  }
+
+  /** A declined charge: a first payment ends the subscription; a renewal goes into grace. */
+  async function declined(
+    st: SubscriptionState,
+    from: SubscriptionStatus | null,
+    paid: Pick<SubscriptionChange, 'charge'>,
+    result: Extract<ChargeResult, { outcome: 'declined' }>,
+  ): Promise<ChargeResult> {
+    const period = st.periodIndex + 1;
     if (from === null) {
       // A first payment that fails never starts premium: the subscription ends at once.
       st.periodEnd = addSpan(st.anchor, st.terms.period, 1);
@@ -404,16 +462,19 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
         let extra: Pick<SubscriptionChange, 'charge'> = {};
         if (amountMinor > 0) {
           const idempotencyKey = chargeKey(st.subscriptionId, st.periodIndex, `change-v${st.version + 1}`);
-          const paid = await chargeThroughProvider({
-            subscriptionId: st.subscriptionId,
-            userId: st.userId,
-            paymentMethodId: st.paymentMethodId,
-            amountMinor,
-            currency: terms.currency,
-            period: st.periodIndex,
-            purpose: 'upgrade',
-            idempotencyKey,
-          });
+          const paid = await chargeThroughProvider(
+            {
+              subscriptionId: st.subscriptionId,
+              userId: st.userId,
+              paymentMethodId: st.paymentMethodId,
+              amountMinor,
+              currency: terms.currency,
+              period: st.periodIndex,
+              purpose: 'upgrade',
+              idempotencyKey,
+            },
+            has('charges-as-local-activities'),
+          );
           extra = { charge: { idempotencyKey, amountMinor, result: paid } };
           if (paid.outcome === 'declined') {
             await record(st, st.status, `upgrade to ${plan} declined: ${paid.code}`, extra);
@@ -538,5 +599,5 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
 
   await condition(allHandlersFinished);
   if (ended) return ended;
-  return continueAsNew<typeof subscription>({ state: st });
+  return continueAsNew<typeof subscription>({ state: { ...st, codeVersion: CODE_VERSION } });
 }
