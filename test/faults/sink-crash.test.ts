@@ -122,7 +122,20 @@ describe('sink crashes under load', () => {
     expect(kills).toBe(KILLS);
     expect(seen).toBe(report.acceptedIds.size);
     expect(report.acceptedIds.size).toBe(TICKS);
-    await ch.command({ query: 'OPTIMIZE TABLE play_ticks FINAL' });
+    // OPTIMIZE quietly does nothing while background merges hold the parts (1M rows in many parts after
+    // ten restarts): ask it to say so, and try again until the final merge has run.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await ch.command({
+          query: 'OPTIMIZE TABLE play_ticks FINAL',
+          clickhouse_settings: { optimize_throw_if_noop: 1 },
+        });
+        break;
+      } catch (err) {
+        if (attempt >= 30) throw err;
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    }
     const [rows] = await (
       await ch.query({ query: 'SELECT count() AS n FROM play_ticks', format: 'JSONEachRow' })
     ).json<{ n: string }>();
