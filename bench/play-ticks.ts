@@ -7,7 +7,7 @@ import { config, type Config } from '../lib/config';
 import { percentile, runFleet } from '../lib/load/fleet';
 import { migrateClickHouse } from '../lib/migrate/clickhouse';
 import { generateDataset, generateTicks } from '../lib/seed/generate';
-import { TICK_COLUMNS, tsvLine } from '../lib/seed/load';
+import { TICK_COLUMNS, TsvRows } from '../lib/seed/load';
 import { scratchDatabases, scratchTickPipeline } from '../stack/scratch';
 import { Registry } from 'prom-client';
 import { createPostgresPool } from '../lib/clients/postgres';
@@ -151,16 +151,16 @@ async function main(): Promise<void> {
     await migrateClickHouse(db.config.clickhouse);
     const scratch = createClickHouse(db.config.clickhouse);
     const opts = { scale: 'small' as const, seed: 5, now: new Date(), plays: 80_000 };
-    const lines: string[] = [];
-    for (const t of generateTicks(generateDataset(opts), opts)) lines.push(tsvLine(t));
+    const rows = new TsvRows(1_000_000);
+    for (const t of generateTicks(generateDataset(opts), opts)) rows.add(t);
     const t0 = performance.now();
     await scratch.insert({
       table: 'play_ticks',
-      values: Readable.from([lines.join('')], { objectMode: false }),
+      values: Readable.from([rows.bytes()], { objectMode: false }),
       format: 'TabSeparated',
       columns: TICK_COLUMNS,
     });
-    ceiling = lines.length / ((performance.now() - t0) / 1000);
+    ceiling = rows.count / ((performance.now() - t0) / 1000);
     await scratch.close();
   } finally {
     await db.drop();

@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { idempotentProducer } from '../../lib/clients/kafka';
 import { TOPICS } from '../../lib/migrate/kafka';
 import { tickProblem, type PlayTick } from '../../lib/play-ticks';
-import { TICK_COLUMNS } from '../../lib/seed/load';
+import { TICK_COLUMNS, TsvRows } from '../../lib/seed/load';
 import type { SuppressionList } from './suppressions';
 
 export interface SinkOptions {
@@ -198,59 +198,3 @@ export class PlayTickSink {
     }
   }
 }
-
-/**
- * A batch's rows as ClickHouse TabSeparated, written straight into one growing buffer: every field of
- * a validated tick is ASCII, so each is one latin1 write (no per-row strings to build and join).
- * UUIDs are lower-cased here (one spelling per event); a backslash, the only character TabSeparated
- * would read as an escape that validation lets through (in device_id), is doubled.
- */
-export class TsvRows {
-  private buf = Buffer.allocUnsafe(256 * 1024);
-  private length = 0;
-  count = 0;
-
-  add(t: PlayTick): void {
-    // 4 UUIDs, country, device (≤ 128, doubled if every character is a backslash), position, time.
-    if (this.length + 4 * 37 + 3 + 2 * 128 + 1 + 12 + 20 > this.buf.length) {
-      const bigger = Buffer.allocUnsafe(this.buf.length * 2);
-      this.buf.copy(bigger, 0, 0, this.length);
-      this.buf = bigger;
-    }
-    const b = this.buf;
-    let o = this.length;
-    o += b.write(t.event_id.toLowerCase(), o, 'latin1');
-    b[o++] = TAB;
-    o += b.write(t.play_id.toLowerCase(), o, 'latin1');
-    b[o++] = TAB;
-    o += b.write(t.user_id.toLowerCase(), o, 'latin1');
-    b[o++] = TAB;
-    o += b.write(t.track_id.toLowerCase(), o, 'latin1');
-    b[o++] = TAB;
-    o += b.write(t.country, o, 'latin1');
-    b[o++] = TAB;
-    o += b.write(
-      t.device_id.includes('\\') ? t.device_id.replaceAll('\\', '\\\\') : t.device_id,
-      o,
-      'latin1',
-    );
-    b[o++] = TAB;
-    o += b.write(String(t.position_ms), o, 'latin1');
-    b[o++] = TAB;
-    // ClickHouse's DateTime text: the ISO instant's first 19 characters with a space for the 'T'.
-    b.write(t.event_time, o, 19, 'latin1');
-    b[o + 10] = SPACE;
-    o += 19;
-    b[o++] = NEWLINE;
-    this.length = o;
-    this.count++;
-  }
-
-  bytes(): Buffer {
-    return this.buf.subarray(0, this.length);
-  }
-}
-
-const TAB = 9;
-const NEWLINE = 10;
-const SPACE = 32;

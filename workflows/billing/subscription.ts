@@ -277,7 +277,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
     const period = st.periodIndex + 1;
     const idempotencyKey = chargeKey(st.subscriptionId, period, attempt);
     const amountMinor = st.terms.priceMinor;
-    const input = {
+    const chargeInput = {
       subscriptionId: st.subscriptionId,
       userId: st.userId,
       paymentMethodId: st.paymentMethodId,
@@ -310,7 +310,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
     if (has('charge-and-write-in-one-local-activity')) {
       // The common path in one local activity: charge, and write the paid period with it.
       const result = await local.chargeAndRecordIfPaid({
-        charge: input,
+        charge: chargeInput,
         ifPaid: changeOf(paidState, from, paidReason, { message: paidMessage }),
       });
       if (result.outcome === 'succeeded') {
@@ -320,7 +320,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
       }
       return declined(st, from, { charge: { idempotencyKey, amountMinor, result } }, result);
     }
-    const result = await chargeThroughProvider(input, has('charges-as-local-activities'));
+    const result = await chargeThroughProvider(chargeInput, has('charges-as-local-activities'));
     const paid = { charge: { idempotencyKey, amountMinor, result } };
     if (result.outcome === 'succeeded') {
       Object.assign(st, { ...paidState, version: st.version });
