@@ -18,7 +18,7 @@ import { migratePostgres } from '../lib/migrate/postgres';
 import { createPaymentProvider } from '../lib/payments';
 import { stackContext } from '../stack/context';
 import { scratchDatabases } from '../stack/scratch';
-import { SEARCH_ATTRIBUTES } from '../stack/services/temporal';
+import { DEV_SERVER_TUNING, SEARCH_ATTRIBUTES } from '../stack/services/temporal';
 import type { subscription } from '../workflows';
 import { summary } from './report';
 
@@ -57,7 +57,8 @@ async function benchServer(dir: string, port: number): Promise<{ address: string
         '--log-level',
         'warn',
       ])
-      .concat(['--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=off', ...attrs]),
+      .concat(['--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=off', ...attrs])
+      .concat(DEV_SERVER_TUNING),
     { stdio: ['ignore', log, log], detached: true },
   );
   const address = `127.0.0.1:${port}`;

@@ -111,6 +111,13 @@ const variables = {
     .max(100_000)
     .default(1000),
   CADENZA_WORKER_MAX_ACTIVITIES: z.coerce.number().int().min(1).max(10_000).default(100),
+  /**
+   * Workflow tasks in progress at once, and long polls open for them. Under a storm of due timers the
+   * worker waits on the server's answers more than on its CPU; more polls in flight keep both busy
+   * (docs/BENCHMARKS.md, renewals). The SDK's defaults are 40 and 10.
+   */
+  CADENZA_WORKER_MAX_WORKFLOW_TASKS: z.coerce.number().int().min(2).max(10_000).default(100),
+  CADENZA_WORKER_WORKFLOW_TASK_POLLS: z.coerce.number().int().min(2).max(10_000).default(50),
   CADENZA_WORKER_SHUTDOWN_GRACE: z
     .string()
     .regex(/^\d+(ms|s|m)$/, 'a duration such as 30s')
@@ -234,6 +241,8 @@ function build(env: Env) {
       metricsPort: env.CADENZA_WORKER_METRICS_PORT,
       taskQueues: env.CADENZA_WORKER_TASK_QUEUES,
       maxConcurrentActivities: env.CADENZA_WORKER_MAX_ACTIVITIES,
+      maxWorkflowTasks: env.CADENZA_WORKER_MAX_WORKFLOW_TASKS,
+      workflowTaskPolls: env.CADENZA_WORKER_WORKFLOW_TASK_POLLS,
       maxCachedWorkflows: env.CADENZA_WORKER_MAX_CACHED_WORKFLOWS,
       bundle: env.CADENZA_WORKER_BUNDLE,
       shutdownGrace: env.CADENZA_WORKER_SHUTDOWN_GRACE as `${number}${'ms' | 's' | 'm'}`,
@@ -261,6 +270,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       problems.push(
         `${name}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`,
       );
+  }
+  const polls = env.CADENZA_WORKER_WORKFLOW_TASK_POLLS as number | undefined;
+  const tasks = env.CADENZA_WORKER_MAX_WORKFLOW_TASKS as number | undefined;
+  if (polls !== undefined && tasks !== undefined && polls > tasks) {
+    problems.push(
+      `CADENZA_WORKER_WORKFLOW_TASK_POLLS=${polls}: at most CADENZA_WORKER_MAX_WORKFLOW_TASKS (${tasks}); a poll needs a free task slot`,
+    );
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return build(env as Env);

@@ -56,6 +56,8 @@ async function main(): Promise<void> {
         maxCachedWorkflows: cfg.worker.maxCachedWorkflows,
         shutdownGraceTime: cfg.worker.shutdownGrace,
         stickyQueueScheduleToStartTimeout: cfg.worker.stickyTimeout,
+        maxConcurrentWorkflowTaskExecutions: cfg.worker.maxWorkflowTasks,
+        maxConcurrentWorkflowTaskPolls: cfg.worker.workflowTaskPolls,
         ...tracingWorkerOptions(tracing, traceWorkflows(cfg.otel)),
       }),
     ),

@@ -52,7 +52,7 @@ export interface SubscriptionChange {
 }
 
 const MethodRow = z.object({ provider_token: z.string(), status: z.string() });
-const Exists = z.object({ live: z.boolean() });
+const Known = z.object({ ok: z.boolean() });
 
 const minorToNumeric = (minor: number) => sql.fragment`(${minor}::numeric / 100)`;
 const ts = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -115,13 +115,43 @@ export function createBillingActivities({ pool, provider, plans }: BillingDeps) 
     },
 
     /**
-     * Writes one change in one transaction: the subscription row (insert or newer version only), its
-     * history, the payment transaction, the user's tier (premium while any subscription is live) and
-     * the outbox message. Running it again writes nothing new.
+     * Writes one change in one statement (one transaction, one round trip): the subscription row
+     * (insert, or newer version only), its history, the payment transaction, the user's tier (premium
+     * while any subscription is live) and the outbox message. Running it again writes nothing new.
+     * Every part after the row is written only if the subscription exists (now or already), so an
+     * unknown user writes nothing at all.
      */
     async recordSubscriptionChange(c: SubscriptionChange): Promise<void> {
-      await pool.transaction(async (tx) => {
-        const applied = await tx.query(sql.unsafe`
+      const charge = c.charge;
+      const r = charge?.result;
+      const paymentParts = charge
+        ? sql.fragment`,
+          fresh AS (
+            INSERT INTO payment_idempotency_keys (idempotency_key, transaction_id, created_at)
+            SELECT ${charge.idempotencyKey}, gen_random_uuid(), now() FROM known WHERE known.ok
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING transaction_id),
+          payment AS (
+            INSERT INTO payment_transactions (transaction_id, created_at, user_id, subscription_id,
+              payment_method_id, kind, amount, currency, status, decline_code, idempotency_key,
+              provider_reference)
+            SELECT fresh.transaction_id, now(), ${c.userId}, ${c.subscriptionId}, ${c.paymentMethodId},
+              'charge', ${minorToNumeric(charge.amountMinor)}, ${c.terms.currency},
+              ${r?.outcome === 'succeeded' ? 'succeeded' : 'declined'},
+              ${r?.outcome === 'declined' ? r.code : null}, ${charge.idempotencyKey}, ${r?.reference ?? null}
+            FROM fresh)`
+        : sql.fragment``;
+      const messagePart = c.message
+        ? sql.fragment`,
+          message AS (
+            INSERT INTO outbox_messages (message_key, user_id, topic, payload)
+            SELECT ${`${c.subscriptionId}:${c.version}`}, ${c.userId}, ${c.message.topic},
+              ${sql.jsonb({ subscriptionId: c.subscriptionId, ...c.message.data })}
+            FROM known WHERE known.ok
+            ON CONFLICT (message_key) DO NOTHING)`
+        : sql.fragment``;
+      const known = await pool.oneFirst(sql.type(Known)`
+        WITH applied AS (
           INSERT INTO subscriptions (
             subscription_id, user_id, plan, status, country, currency, price, price_minor,
             current_period_start, current_period_end, grace_until, cancel_at_period_end,
@@ -140,56 +170,34 @@ export function createBillingActivities({ pool, provider, plans }: BillingDeps) 
             payment_method_id = EXCLUDED.payment_method_id, period_index = EXCLUDED.period_index,
             pending_plan = EXCLUDED.pending_plan, state_version = EXCLUDED.state_version,
             updated_at = now()
-          WHERE subscriptions.state_version < EXCLUDED.state_version`);
-        if (applied.rowCount === 0) {
-          const known = await tx.exists(
-            sql.unsafe`SELECT 1 FROM subscriptions WHERE subscription_id = ${c.subscriptionId}`,
-          );
-          if (!known) {
-            throw ApplicationFailure.nonRetryable(
-              `User ${c.userId} does not exist; the subscription cannot be recorded`,
-              'UnknownUser',
-            );
-          }
-        }
-        await tx.query(sql.unsafe`
+          WHERE subscriptions.state_version < EXCLUDED.state_version
+          RETURNING subscription_id),
+        -- Applied now, or written already by a newer change (this one is an older retry).
+        known AS (
+          SELECT EXISTS (SELECT 1 FROM applied) AS applied,
+            EXISTS (SELECT 1 FROM applied)
+              OR EXISTS (SELECT 1 FROM subscriptions WHERE subscription_id = ${c.subscriptionId}) AS ok),
+        history AS (
           INSERT INTO subscription_history (subscription_id, from_status, to_status, plan, reason, version)
-          VALUES (${c.subscriptionId}, ${c.fromStatus}, ${c.status}, ${c.terms.plan}, ${c.reason}, ${c.version})
-          ON CONFLICT (subscription_id, version) WHERE version IS NOT NULL DO NOTHING`);
-        if (c.charge) {
-          const r = c.charge.result;
-          const fresh = await tx.maybeOneFirst(sql.unsafe`
-            INSERT INTO payment_idempotency_keys (idempotency_key, transaction_id, created_at)
-            VALUES (${c.charge.idempotencyKey}, gen_random_uuid(), now())
-            ON CONFLICT (idempotency_key) DO NOTHING
-            RETURNING transaction_id`);
-          if (fresh) {
-            await tx.query(sql.unsafe`
-              INSERT INTO payment_transactions (transaction_id, created_at, user_id, subscription_id,
-                payment_method_id, kind, amount, currency, status, decline_code, idempotency_key,
-                provider_reference)
-              VALUES (${fresh as string}, now(), ${c.userId}, ${c.subscriptionId}, ${c.paymentMethodId},
-                'charge', ${minorToNumeric(c.charge.amountMinor)}, ${c.terms.currency},
-                ${r.outcome === 'succeeded' ? 'succeeded' : 'declined'},
-                ${r.outcome === 'declined' ? r.code : null}, ${c.charge.idempotencyKey}, ${r.reference})`);
-          }
-        }
-        // Premium is an entitlement of any live subscription; the last one ending makes the user free.
-        if (applied.rowCount > 0) {
-          const { live } = await tx.one(sql.type(Exists)`
-            SELECT EXISTS (SELECT 1 FROM subscriptions WHERE user_id = ${c.userId}
-              AND status IN ('trialing', 'active', 'past_due')) AS live`);
-          await tx.query(sql.unsafe`
-            UPDATE users SET tier = ${live ? 'premium' : 'free'} WHERE user_id = ${c.userId}`);
-        }
-        if (c.message) {
-          await tx.query(sql.unsafe`
-            INSERT INTO outbox_messages (message_key, user_id, topic, payload)
-            VALUES (${`${c.subscriptionId}:${c.version}`}, ${c.userId}, ${c.message.topic},
-              ${sql.jsonb({ subscriptionId: c.subscriptionId, ...c.message.data })})
-            ON CONFLICT (message_key) DO NOTHING`);
-        }
-      });
+          SELECT ${c.subscriptionId}, ${c.fromStatus}, ${c.status}, ${c.terms.plan}, ${c.reason}, ${c.version}
+          FROM known WHERE known.ok
+          ON CONFLICT (subscription_id, version) WHERE version IS NOT NULL DO NOTHING),
+        -- Premium is an entitlement of any live subscription; the last one ending makes the user free.
+        -- (The statement's snapshot predates the row written above, hence this one's status apart.)
+        tier AS (
+          UPDATE users SET tier = CASE
+            WHEN ${c.status} IN ('trialing', 'active', 'past_due') OR EXISTS (
+              SELECT 1 FROM subscriptions WHERE user_id = ${c.userId}
+                AND subscription_id <> ${c.subscriptionId} AND status IN ('trialing', 'active', 'past_due'))
+            THEN 'premium' ELSE 'free' END
+          WHERE user_id = ${c.userId} AND (SELECT applied FROM known))${paymentParts}${messagePart}
+        SELECT ok FROM known`);
+      if (!known) {
+        throw ApplicationFailure.nonRetryable(
+          `User ${c.userId} does not exist; the subscription cannot be recorded`,
+          'UnknownUser',
+        );
+      }
     },
 
     /**

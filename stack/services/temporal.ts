@@ -18,6 +18,17 @@ export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'Int' | 'Datetime' | 
     CadenzaRequestId: 'Keyword',
   };
 
+/**
+ * The dev server re-reads the search-attribute map from SQLite on every request that touches one
+ * (`system.forceSearchAttributesCacheRefreshOnRead`, so attributes added at run time show at once): 16
+ * reads per renewal in a storm. Cadenza's attributes are all registered at start (above), so the
+ * server's ordinary 60 s cache is enough. Shared with bench:renewals' own server.
+ */
+export const DEV_SERVER_TUNING = [
+  '--dynamic-config-value',
+  'system.forceSearchAttributesCacheRefreshOnRead=false',
+];
+
 const cli = (ctx: StackContext) => path.join(ctx.cacheBin, 'temporal');
 
 export const temporal: ServiceDef = {
@@ -41,6 +52,7 @@ export const temporal: ServiceDef = {
         // WAL without fsync per commit: runs survive a restart or a killed server (the OS keeps the
         // writes); only a machine crash could lose the last moments. The write rate is what starts need.
         '--sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=off',
+        ...DEV_SERVER_TUNING,
         // A second namespace keeps test runs apart from the demo's worker.
         `--namespace ${t.namespace} --namespace cadenza-test`,
         ...attrs,

@@ -118,6 +118,28 @@ describe('billing activities', () => {
     expect(await counts(c.subscriptionId)).toEqual({ history: 2, tx: 1, outbox: 2 });
   });
 
+  it('keeps a user premium while another of their subscriptions is live', async () => {
+    const u = await user();
+    const tier = () => pool.oneFirst(sql.unsafe`SELECT tier FROM users WHERE user_id = ${u.userId}`);
+    const a = change(u);
+    const b = change(u, { charge: undefined, message: undefined, status: 'trialing' });
+    await run(activities.recordSubscriptionChange, a);
+    await run(activities.recordSubscriptionChange, b);
+    const end = (c: SubscriptionChange) => ({
+      ...c,
+      version: 2,
+      fromStatus: c.status,
+      status: 'canceled' as const,
+      reason: 'canceled immediately',
+      charge: undefined,
+    });
+    await run(activities.recordSubscriptionChange, end(a));
+    expect(await tier()).toBe('premium');
+    await run(activities.recordSubscriptionChange, end(b));
+    expect(await tier()).toBe('free');
+    expect(await counts(b.subscriptionId)).toEqual({ history: 2, tx: 0, outbox: 0 });
+  });
+
   it('writes nothing when any part fails (one transaction)', async () => {
     const u = await user();
     const c = change(u, { message: { topic: 'Not A Topic', data: {} } }); // refused by the outbox check
@@ -135,12 +157,12 @@ describe('billing activities', () => {
 
   it('refuses an unknown user and an unknown plan with a reason a person can act on, not retried', async () => {
     const u = await user();
-    await expect(
-      run(activities.recordSubscriptionChange, change({ ...u, userId: randomUUID() })),
-    ).rejects.toMatchObject({
+    const stranger = change({ ...u, userId: randomUUID() });
+    await expect(run(activities.recordSubscriptionChange, stranger)).rejects.toMatchObject({
       nonRetryable: true,
       message: expect.stringMatching(/does not exist/),
     });
+    expect(await counts(stranger.subscriptionId)).toEqual({ history: 0, tx: 0, outbox: 0 });
     await expect(run(activities.quotePlan, 'gold')).rejects.toMatchObject({
       nonRetryable: true,
       type: 'UnknownPlan',

@@ -54,6 +54,20 @@ describe('config', () => {
     );
   });
 
+  it('refuses more workflow-task polls than task slots, naming both variables', () => {
+    const cfg = loadConfig({
+      CADENZA_WORKER_MAX_WORKFLOW_TASKS: '8',
+      CADENZA_WORKER_WORKFLOW_TASK_POLLS: '4',
+    });
+    expect(cfg.worker).toMatchObject({ maxWorkflowTasks: 8, workflowTaskPolls: 4 });
+    expect(() =>
+      loadConfig({ CADENZA_WORKER_MAX_WORKFLOW_TASKS: '8', CADENZA_WORKER_WORKFLOW_TASK_POLLS: '9' }),
+    ).toThrow(/CADENZA_WORKER_WORKFLOW_TASK_POLLS=9: at most CADENZA_WORKER_MAX_WORKFLOW_TASKS \(8\)/);
+    expect(() => loadConfig({ CADENZA_WORKER_WORKFLOW_TASK_POLLS: '1' })).toThrow(
+      /CADENZA_WORKER_WORKFLOW_TASK_POLLS/,
+    );
+  });
+
   it('rejects a port out of range', () => {
     expect(() => loadConfig({ CADENZA_API_PORT: '70000' })).toThrow(/CADENZA_API_PORT/);
   });
