@@ -18,11 +18,12 @@ import { SuppressionList } from '../workers/sink/suppressions';
 import { summary } from './report';
 
 /**
- * npm run bench:play-ticks -- [--rate 50000] [--duration 60]
+ * npm run bench:play-ticks -- [--rate 50000] [--duration 60] [--sink-only]
  * Against the running API and sink (npm run up): end-to-end ticks/s through API → Kafka → ClickHouse,
  * the sink's rows/s under that load (from its metrics) and alone (draining a preloaded scratch topic), tick-to-queryable latency for a sample of ticks, and the
  * raw ClickHouse insert ceiling (same table and views, bulk TabSeparated) measured in the same run.
  * Targets: ≥ 100,000 ticks/s end to end; sink ≥ 50 % of the raw ceiling; p99 tick-to-queryable ≤ 2 s.
+ * --sink-only measures the sink alone and the ceiling, with no API or running sink needed.
  */
 async function sinkRows(port: number): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -76,11 +77,52 @@ async function sinkOnlyRowsPerS(cfg: Config): Promise<number> {
   }
 }
 
+/** The raw ceiling: the same table and views in a scratch database, one bulk TabSeparated insert. */
+async function rawCeilingRowsPerS(cfg: Config): Promise<number> {
+  const db = await scratchDatabases(cfg);
+  try {
+    await migrateClickHouse(db.config.clickhouse);
+    const scratch = createClickHouse(db.config.clickhouse);
+    const opts = { scale: 'small' as const, seed: 5, now: new Date(), plays: 80_000 };
+    const rows = new TsvRows(1_000_000);
+    for (const t of generateTicks(generateDataset(opts), opts)) rows.add(t);
+    const t0 = performance.now();
+    await scratch.insert({
+      table: 'play_ticks',
+      values: Readable.from([rows.bytes()], { objectMode: false }),
+      format: 'TabSeparated',
+      columns: TICK_COLUMNS,
+    });
+    const perS = rows.count / ((performance.now() - t0) / 1000);
+    await scratch.close();
+    return perS;
+  } finally {
+    await db.drop();
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { rate: { type: 'string', default: '50000' }, duration: { type: 'string', default: '60' } },
+    options: {
+      rate: { type: 'string', default: '50000' },
+      duration: { type: 'string', default: '60' },
+      // The sink alone and the ceiling, without the API and the running sink (for tuning the sink).
+      'sink-only': { type: 'boolean', default: false },
+    },
   });
   const cfg = config();
+  if (values['sink-only']) {
+    const sinkOnly = await sinkOnlyRowsPerS(cfg);
+    const ceiling = await rawCeilingRowsPerS(cfg);
+    summary('play-ticks-sink', {
+      sink_threads: cfg.sink.threads,
+      sink_only_rows_per_s: sinkOnly,
+      clickhouse_raw_ceiling_rows_per_s: ceiling,
+      sink_share_of_ceiling: sinkOnly / ceiling,
+      target_sink_half_ceiling: sinkOnly >= ceiling / 2 ? 'met' : 'missed',
+    });
+    return;
+  }
   const url = `http://${cfg.api.host}:${cfg.api.port}`;
   if (!(await fetch(`${url}/healthz`).catch(() => undefined))?.ok)
     throw new Error(`no API at ${url}: start it with npm run up`);
@@ -144,27 +186,7 @@ async function main(): Promise<void> {
 
   const sinkOnly = await sinkOnlyRowsPerS(cfg);
 
-  // The raw ceiling: the same table and views in a scratch database, one bulk TabSeparated insert.
-  const db = await scratchDatabases(cfg);
-  let ceiling = NaN;
-  try {
-    await migrateClickHouse(db.config.clickhouse);
-    const scratch = createClickHouse(db.config.clickhouse);
-    const opts = { scale: 'small' as const, seed: 5, now: new Date(), plays: 80_000 };
-    const rows = new TsvRows(1_000_000);
-    for (const t of generateTicks(generateDataset(opts), opts)) rows.add(t);
-    const t0 = performance.now();
-    await scratch.insert({
-      table: 'play_ticks',
-      values: Readable.from([rows.bytes()], { objectMode: false }),
-      format: 'TabSeparated',
-      columns: TICK_COLUMNS,
-    });
-    ceiling = rows.count / ((performance.now() - t0) / 1000);
-    await scratch.close();
-  } finally {
-    await db.drop();
-  }
+  const ceiling = await rawCeilingRowsPerS(cfg);
   await client.close();
 
   const e2e = report.accepted / loadSeconds;
@@ -176,6 +198,7 @@ async function main(): Promise<void> {
     e2e_ticks_per_s: e2e,
     request_p99_ms: percentile(report.latenciesMs, 99),
     sink_rows_per_s_under_load: sinkUnderLoad,
+    sink_threads: cfg.sink.threads,
     sink_only_rows_per_s: sinkOnly,
     clickhouse_raw_ceiling_rows_per_s: ceiling,
     sink_share_of_ceiling: sinkOnly / ceiling,

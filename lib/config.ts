@@ -76,6 +76,8 @@ const variables = {
   CADENZA_SINK_MIN_BATCH_BYTES: z.coerce.number().int().min(1).default(1_048_576),
   CADENZA_SINK_MAX_WAIT_MS: z.coerce.number().int().min(1).default(500),
   CADENZA_SINK_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(64).default(3),
+  /** Threads that parse and validate records; 0 does it on the main thread (docs/BENCHMARKS.md). */
+  CADENZA_SINK_THREADS: z.coerce.number().int().min(0).max(64).default(2),
   CADENZA_SINK_HEALTH_PORT: port.default(3002),
 
   /** Payments: the provider billing charges through, and the sandbox provider's own service. */
@@ -234,6 +236,7 @@ function build(env: Env) {
       minBatchBytes: env.CADENZA_SINK_MIN_BATCH_BYTES,
       maxWaitMs: env.CADENZA_SINK_MAX_WAIT_MS,
       partitionsConcurrently: env.CADENZA_SINK_PARTITIONS_CONCURRENTLY,
+      threads: env.CADENZA_SINK_THREADS,
       healthPort: env.CADENZA_SINK_HEALTH_PORT,
     },
     worker: {

@@ -89,6 +89,7 @@ describe('outages', () => {
         minBatchBytes: 1,
         maxWaitMs: 100,
         partitionsConcurrently: 1,
+        threads: 0, // converting on the main thread: the other path of the sink
         topics: db.topics,
       },
       new Registry(),

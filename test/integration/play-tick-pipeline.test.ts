@@ -53,6 +53,7 @@ describe('play-tick pipeline', () => {
         minBatchBytes: 1,
         maxWaitMs: 100,
         partitionsConcurrently: 2,
+        threads: 2, // the conversion threads, as the sink process runs them
         topics: db.topics,
       },
       registry,

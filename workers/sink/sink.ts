@@ -1,12 +1,14 @@
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Piscina } from 'piscina';
 import { idempotentProducer } from '../../lib/clients/kafka';
 import { TOPICS } from '../../lib/migrate/kafka';
-import { tickProblem, type PlayTick } from '../../lib/play-ticks';
-import { TICK_COLUMNS, TsvRows } from '../../lib/seed/load';
+import { TICK_COLUMNS } from '../../lib/seed/load';
+import { convertRecords, type Converted } from './convert';
 import type { SuppressionList } from './suppressions';
 
 export interface SinkOptions {
@@ -15,6 +17,8 @@ export interface SinkOptions {
   minBatchBytes: number;
   maxWaitMs: number;
   partitionsConcurrently: number;
+  /** Threads that parse and validate records (0: on the main thread). */
+  threads: number;
   /** The topics read and written (tests use their own). */
   topics?: { ticks: string; dlq: string };
 }
@@ -27,6 +31,7 @@ export interface SinkOptions {
 export class PlayTickSink {
   private consumer: Consumer | undefined;
   private producer: Producer | undefined;
+  private pool: Piscina | undefined;
   private readonly rows: Counter;
   private readonly dlq: Counter;
   private readonly suppressed: Counter;
@@ -77,6 +82,13 @@ export class PlayTickSink {
   }
 
   async start(): Promise<void> {
+    if (this.opts.threads > 0) {
+      this.pool = new Piscina({
+        filename: path.join(__dirname, 'convert-thread.cjs'),
+        minThreads: this.opts.threads,
+        maxThreads: this.opts.threads,
+      });
+    }
     this.producer = idempotentProducer(this.kafka);
     await this.producer.connect();
     this.consumer = this.kafka.consumer({
@@ -100,6 +112,7 @@ export class PlayTickSink {
   async stop(): Promise<void> {
     await this.consumer?.disconnect();
     await this.producer?.disconnect();
+    await this.pool?.destroy();
   }
 
   private async handle({
@@ -112,54 +125,37 @@ export class PlayTickSink {
   }: EachBatchPayload): Promise<void> {
     if (!batch.messages.length) return;
     const started = performance.now();
-    const rows = new TsvRows();
-    const rejects: { key: string | null; value: string }[] = [];
-    let suppressed = 0;
-    const reject = (reason: string, offset: string, key: string | null, record: string, where = '') => {
-      this.dlq.inc({ reason: reason.split(' ').slice(0, 2).join(' ') });
-      rejects.push({
-        key,
-        value: JSON.stringify({
-          reason: `${where}${reason}`,
-          topic: batch.topic,
-          partition: batch.partition,
-          offset,
-          record: record.slice(0, 10_000),
-        }),
-      });
-    };
-    for (const m of batch.messages) {
-      const raw = m.value?.toString('utf8') ?? '';
-      const key = m.key?.toString('utf8') ?? null;
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(raw);
-      } catch {
-        reject('not JSON', m.offset, key, raw);
-        continue;
-      }
-      // A record is one tick, or (from the API's producer) an array of ticks of one partition.
-      const ticks = Array.isArray(parsed) ? parsed : [parsed];
-      if (!ticks.length) reject('an empty array of ticks', m.offset, key, raw);
-      for (const [index, value] of ticks.entries()) {
-        const reason = tickProblem(value, null);
-        if (reason) {
-          const where = Array.isArray(parsed) ? `tick ${index}: ` : '';
-          reject(reason, m.offset, key, Array.isArray(parsed) ? JSON.stringify(value) : raw, where);
-          continue;
-        }
-        const t = value as PlayTick;
-        if (this.suppressions.has(t.user_id.toLowerCase())) {
-          suppressed++;
-          continue;
-        }
-        rows.add(t);
-      }
-    }
-    if (rows.count) await this.insertWithRetry(rows.bytes(), heartbeat, () => isRunning() && !isStale());
+    const messages = batch.messages;
+    const converted = await this.convert(messages.map((m) => m.value));
+    const rejects = converted.flatMap(({ rejects: r }, part) =>
+      r.map(({ index, reason, record }) => {
+        const m = messages[part * this.sliceOf(messages.length) + index] as (typeof messages)[number];
+        this.dlq.inc({
+          reason: reason
+            .replace(/^tick \d+: /, '')
+            .split(' ')
+            .slice(0, 2)
+            .join(' '),
+        });
+        return {
+          key: m.key?.toString('utf8') ?? null,
+          value: JSON.stringify({
+            reason,
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: m.offset,
+            record: record.slice(0, 10_000),
+          }),
+        };
+      }),
+    );
+    const count = converted.reduce((n, c) => n + c.count, 0);
+    const suppressed = converted.reduce((n, c) => n + c.suppressed, 0);
+    const rows = converted.filter((c) => c.count > 0).map((c) => c.tsv);
+    if (count) await this.insertWithRetry(rows, heartbeat, () => isRunning() && !isStale());
     if (!isRunning() || isStale()) return; // a rebalance took the partition: the new owner re-reads from the last commit
     if (rejects.length) await this.producer!.send({ topic: this.topics.dlq, acks: -1, messages: rejects });
-    this.rows.inc(rows.count);
+    this.rows.inc(count);
     this.suppressed.inc(suppressed);
     resolveOffset(batch.lastOffset());
     await commitOffsetsIfNecessary();
@@ -167,8 +163,28 @@ export class PlayTickSink {
     this.batchSeconds.observe((performance.now() - started) / 1000);
   }
 
+  /** Records per conversion task: a batch is split evenly over the threads. */
+  private sliceOf(records: number): number {
+    return Math.ceil(records / Math.max(1, this.opts.threads));
+  }
+
+  /**
+   * Converts a batch's records to rows: split over the sink's threads (parsing and validating is most of
+   * the sink's CPU, and one thread's garbage collector held it back), or inline with no threads.
+   */
+  private async convert(values: (Buffer | null)[]): Promise<Converted[]> {
+    if (!this.pool) return [convertRecords(values, (u) => this.suppressions.has(u))];
+    const slice = this.sliceOf(values.length);
+    const suppressions = this.suppressions.snapshot();
+    const tasks: Promise<Converted>[] = [];
+    for (let i = 0; i < values.length; i += slice) {
+      tasks.push(this.pool.run({ values: values.slice(i, i + slice), suppressions }) as Promise<Converted>);
+    }
+    return Promise.all(tasks);
+  }
+
   private async insertWithRetry(
-    rows: Buffer,
+    rows: Uint8Array[],
     heartbeat: () => Promise<void>,
     stillOwned: () => boolean,
   ): Promise<void> {
@@ -176,7 +192,7 @@ export class PlayTickSink {
       try {
         await this.clickhouse.insert({
           table: 'play_ticks',
-          values: Readable.from([rows], { objectMode: false }),
+          values: Readable.from(rows, { objectMode: false }),
           format: 'TabSeparated',
           columns: TICK_COLUMNS,
         });

@@ -1,5 +1,6 @@
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
+import { encodeSuppressions } from './convert';
 
 /**
  * Users whose play-ticks must be dropped (GDPR erasure adds them). Held in memory and refreshed
@@ -7,6 +8,7 @@ import { z } from 'zod';
  */
 export class SuppressionList {
   private users = new Set<string>();
+  private shared: SharedArrayBuffer | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly pool: DatabasePool) {}
@@ -16,6 +18,13 @@ export class SuppressionList {
       sql.type(z.object({ user_id: z.string() }))`SELECT user_id::text AS user_id FROM play_suppressions`,
     );
     this.users = new Set(ids);
+    this.shared = undefined;
+  }
+
+  /** The list as shared memory for the sink's threads; one per refresh. */
+  snapshot(): SharedArrayBuffer {
+    this.shared ??= encodeSuppressions(this.users);
+    return this.shared;
   }
 
   has(userId: string): boolean {
