@@ -31,6 +31,23 @@ async function sinkRows(port: number): Promise<number> {
 }
 
 /**
+ * Waits until the running sink has nothing left to drain (its row count still for 3 s): a backlog from
+ * before the bench (ticks sent while the sink was down) would otherwise count as latency of the load.
+ */
+async function sinkSettled(port: number): Promise<number> {
+  let last = await sinkRows(port);
+  let still = 0;
+  for (const deadline = Date.now() + 600_000; still < 3 && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const now = await sinkRows(port);
+    still = now === last ? still + 1 : 0;
+    if (now !== last) process.stdout.write(`waiting for the sink to drain its backlog (${now} rows)\n`);
+    last = now;
+  }
+  return last;
+}
+
+/**
  * The sink alone: a scratch topic preloaded with about a million ticks (as the API's producer writes
  * them), then a sink of the bench's own (same code and settings as the process) drains it into a
  * scratch ClickHouse database; rows/s from its first row to its last.
@@ -126,8 +143,9 @@ async function main(): Promise<void> {
   const url = `http://${cfg.api.host}:${cfg.api.port}`;
   if (!(await fetch(`${url}/healthz`).catch(() => undefined))?.ok)
     throw new Error(`no API at ${url}: start it with npm run up`);
-  const rowsBefore = await sinkRows(cfg.sink.healthPort).catch(() => NaN);
-  if (Number.isNaN(rowsBefore)) throw new Error('no sink metrics: start it with npm run up');
+  if (Number.isNaN(await sinkRows(cfg.sink.healthPort).catch(() => NaN)))
+    throw new Error('no sink metrics: start it with npm run up');
+  const rowsBefore = await sinkSettled(cfg.sink.healthPort);
   const client = createClickHouse(cfg.clickhouse);
   const token = await mintDevToken(cfg.auth, {
     sub: 'bench-play-ticks',

@@ -184,5 +184,23 @@ describe('play-tick pipeline', () => {
       metrics.find((m) => m.name === name)?.values.reduce((s, v) => s + v.value, 0);
     expect(value('cadenza_sink_suppressed_total')).toBe(suppressed.length);
     expect(value('cadenza_sink_dlq_total')).toBe(2);
+
+    // The group's committed offsets reach the end of every partition: a restarted sink goes on from
+    // there instead of reading the topic again.
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const ends = await admin.fetchTopicOffsets(db.topics.ticks);
+      const [committed] = await admin.fetchOffsets({
+        groupId: `sink-it-${db.id}`,
+        topics: [db.topics.ticks],
+      });
+      const byPartition = new Map(committed?.partitions.map((p) => [p.partition, p.offset]));
+      expect(ends.map((e) => [e.partition, byPartition.get(e.partition)])).toEqual(
+        ends.map((e) => [e.partition, e.high]),
+      );
+    } finally {
+      await admin.disconnect();
+    }
   }, 120_000);
 });

@@ -158,7 +158,12 @@ export class PlayTickSink {
     this.rows.inc(count);
     this.suppressed.inc(suppressed);
     resolveOffset(batch.lastOffset());
-    await commitOffsetsIfNecessary();
+    // Committed explicitly: with autoCommit off, the argument-less form never commits (kafkajs commits
+    // then only on an autoCommit interval or threshold), and every restart would re-read the topic.
+    const next = (BigInt(batch.lastOffset()) + 1n).toString();
+    await commitOffsetsIfNecessary({
+      topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }],
+    });
     this.lag.set({ partition: String(batch.partition) }, Number(batch.offsetLag()));
     this.batchSeconds.observe((performance.now() - started) / 1000);
   }
