@@ -37,7 +37,7 @@ async function sinkRows(port: number): Promise<number> {
 async function sinkSettled(port: number): Promise<number> {
   let last = await sinkRows(port);
   let still = 0;
-  for (const deadline = Date.now() + 600_000; still < 3 && Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 600_000; still < 3 && Date.now() < deadline;) {
     await new Promise((r) => setTimeout(r, 1000));
     const now = await sinkRows(port);
     still = now === last ? still + 1 : 0;
@@ -163,7 +163,7 @@ async function main(): Promise<void> {
       if (ids.length) {
         const found = await (
           await client.query({
-            query: ch`SELECT toString(event_id) AS id FROM play_ticks WHERE event_id IN (${join(
+            query: ch`SELECT DISTINCT toString(event_id) AS id FROM play_ticks WHERE event_id IN (${join(
               ids.map((i) => ch`toUUID(${i})`),
               ', ',
             )})`.text,
@@ -172,7 +172,9 @@ async function main(): Promise<void> {
         ).json<{ id: string }>();
         const now = Date.now();
         for (const { id } of found) {
-          latencies.push(now - (watched.get(id) as number));
+          const sentAt = watched.get(id);
+          if (sentAt === undefined) continue;
+          latencies.push(now - sentAt);
           watched.delete(id);
         }
       }

@@ -76,8 +76,11 @@ const variables = {
   CADENZA_SINK_MIN_BATCH_BYTES: z.coerce.number().int().min(1).default(1_048_576),
   CADENZA_SINK_MAX_WAIT_MS: z.coerce.number().int().min(1).default(500),
   CADENZA_SINK_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(64).default(3),
-  /** Threads that parse and validate records; 0 does it on the main thread (docs/BENCHMARKS.md). */
-  CADENZA_SINK_THREADS: z.coerce.number().int().min(0).max(64).default(2),
+  /**
+   * Threads that parse and validate records; 0 does it on the main thread. Threads help a sink with
+   * cores to itself; on a machine it shares with the API they take its CPU (docs/BENCHMARKS.md).
+   */
+  CADENZA_SINK_THREADS: z.coerce.number().int().min(0).max(64).default(0),
   CADENZA_SINK_HEALTH_PORT: port.default(3002),
 
   /** Payments: the provider billing charges through, and the sandbox provider's own service. */

@@ -4,19 +4,10 @@ import { loadConfig, type Config } from '../../lib/config';
 import { UnavailableError } from '../../lib/errors';
 import type { PlayTick } from '../../lib/play-ticks';
 import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
+import { aTick } from '../helpers/ticks';
 
 /** POST /v1/play-ticks: per-tick checks and ownership (the Kafka side is in the integration test). */
-const tick = (over: Partial<PlayTick> = {}): PlayTick => ({
-  event_id: randomUUID(),
-  play_id: randomUUID(),
-  user_id: randomUUID(),
-  track_id: randomUUID(),
-  country: 'SE',
-  device_id: 'ios-17-abc',
-  position_ms: 5000,
-  event_time: new Date(Date.now() - 10_000).toISOString(),
-  ...over,
-});
+const tick = aTick;
 
 describe('POST /v1/play-ticks', () => {
   let cfg: Config;

@@ -1,18 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { PlayTick } from '../../lib/play-ticks';
+import { aTick } from '../helpers/ticks';
 import { convertRecords, encodeSuppressions, suppressionSet } from '../../workers/sink/convert';
 
-const tick = (over: Partial<PlayTick> = {}): PlayTick => ({
-  event_id: randomUUID(),
-  play_id: randomUUID(),
-  user_id: randomUUID(),
-  track_id: randomUUID(),
-  country: 'SE',
-  device_id: 'web',
-  position_ms: 5000,
-  event_time: '2026-11-26T12:00:05.000Z',
-  ...over,
-});
+const tick = (over: Partial<PlayTick> = {}) => aTick({ event_time: '2026-11-26T12:00:05.000Z', ...over });
 const record = (value: unknown) => Buffer.from(JSON.stringify(value));
 
 /** The sink's conversion of Kafka records to ClickHouse rows (the same on its threads and inline). */
