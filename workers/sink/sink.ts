@@ -127,9 +127,9 @@ export class PlayTickSink {
     const started = performance.now();
     const messages = batch.messages;
     const converted = await this.convert(messages.map((m) => m.value));
-    const rejects = converted.flatMap(({ rejects: r }, part) =>
+    const rejects = converted.flatMap(({ rejects: r, first }) =>
       r.map(({ index, reason, record }) => {
-        const m = messages[part * this.sliceOf(messages.length) + index] as (typeof messages)[number];
+        const m = messages[first + index] as (typeof messages)[number];
         this.dlq.inc({
           reason: reason
             .replace(/^tick \d+: /, '')
@@ -168,22 +168,22 @@ export class PlayTickSink {
     this.batchSeconds.observe((performance.now() - started) / 1000);
   }
 
-  /** Records per conversion task: a batch is split evenly over the threads. */
-  private sliceOf(records: number): number {
-    return Math.ceil(records / Math.max(1, this.opts.threads));
-  }
-
   /**
    * Converts a batch's records to rows: split over the sink's threads (parsing and validating is most of
    * the sink's CPU, and one thread's garbage collector held it back), or inline with no threads.
    */
-  private async convert(values: (Buffer | null)[]): Promise<Converted[]> {
-    if (!this.pool) return [convertRecords(values, (u) => this.suppressions.has(u))];
-    const slice = this.sliceOf(values.length);
+  private async convert(values: (Buffer | null)[]): Promise<(Converted & { first: number })[]> {
+    if (!this.pool) return [{ ...convertRecords(values, (u) => this.suppressions.has(u)), first: 0 }];
+    const pool = this.pool;
+    const slice = Math.ceil(values.length / this.opts.threads);
     const suppressions = this.suppressions.snapshot();
-    const tasks: Promise<Converted>[] = [];
-    for (let i = 0; i < values.length; i += slice) {
-      tasks.push(this.pool.run({ values: values.slice(i, i + slice), suppressions }) as Promise<Converted>);
+    const tasks: Promise<Converted & { first: number }>[] = [];
+    for (let first = 0; first < values.length; first += slice) {
+      const task = pool.run({
+        values: values.slice(first, first + slice),
+        suppressions,
+      }) as Promise<Converted>;
+      tasks.push(task.then((c) => ({ ...c, first })));
     }
     return Promise.all(tasks);
   }
