@@ -128,6 +128,9 @@ export const postgres: ServiceDef = {
          END IF;
        END $$;`,
     );
+    // Tests drop their scratch databases WITH (FORCE); an autovacuum worker that happens to be in one has
+    // no role a non-superuser belongs to, and only pg_signal_backend lets the drop end it.
+    await psql(ctx, 'postgres', `GRANT pg_signal_backend TO ${quoteIdent(user)}`);
     const exists = async (db: string) =>
       (
         await psql(ctx, 'postgres', `SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(db)}`)
