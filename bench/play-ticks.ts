@@ -1,4 +1,7 @@
 import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { ROW_COLUMNS, TickRows } from '../lib/play-tick-rows';
 import { parseArgs } from 'node:util';
 import { mintDevToken } from '../lib/auth/dev-issuer';
 import { ch, join } from '../lib/clickhouse-sql';
@@ -21,7 +24,8 @@ import { summary } from './report';
  * npm run bench:play-ticks -- [--rate 50000] [--duration 60] [--sink-only]
  * Against the running API and sink (npm run up): end-to-end ticks/s through API → Kafka → ClickHouse,
  * the sink's rows/s under that load (from its metrics) and alone (draining a preloaded scratch topic), tick-to-queryable latency for a sample of ticks, and the
- * raw ClickHouse insert ceiling (same table and views, bulk TabSeparated) measured in the same run.
+ * raw ClickHouse insert ceiling (same table and views, bulk TabSeparated and RowBinary; the higher counts)
+ * measured in the same run.
  * Targets: ≥ 100,000 ticks/s end to end; sink ≥ 50 % of the raw ceiling; p99 tick-to-queryable ≤ 2 s.
  * --sink-only measures the sink alone and the ceiling, with no API or running sink needed.
  */
@@ -94,28 +98,53 @@ async function sinkOnlyRowsPerS(cfg: Config): Promise<number> {
   }
 }
 
-/** The raw ceiling: the same table and views in a scratch database, one bulk TabSeparated insert. */
-async function rawCeilingRowsPerS(cfg: Config): Promise<number> {
-  const db = await scratchDatabases(cfg);
-  try {
-    await migrateClickHouse(db.config.clickhouse);
-    const scratch = createClickHouse(db.config.clickhouse);
-    const opts = { scale: 'small' as const, seed: 5, now: new Date(), plays: 80_000 };
-    const rows = new TsvRows(1_000_000);
-    for (const t of generateTicks(generateDataset(opts), opts)) rows.add(t);
-    const t0 = performance.now();
-    await scratch.insert({
+/**
+ * The raw ceiling: the same table and views in a scratch database, one bulk insert of a million rows,
+ * in TabSeparated and in RowBinary (the sink's format), each into a fresh database. The higher is the
+ * ceiling the sink is compared with.
+ */
+async function rawCeilingRowsPerS(cfg: Config): Promise<{ tsv: number; rowBinary: number }> {
+  const opts = { scale: 'small' as const, seed: 5, now: new Date(), plays: 80_000 };
+  const tsv = new TsvRows(1_000_000);
+  const binary = new TickRows(1_000_000, false);
+  for (const t of generateTicks(generateDataset(opts), opts)) {
+    tsv.add(t);
+    binary.add(t);
+  }
+  const insertInto = async (insert: (client: ClickHouseClient) => Promise<unknown>) => {
+    const db = await scratchDatabases(cfg);
+    try {
+      await migrateClickHouse(db.config.clickhouse);
+      const scratch = createClickHouse(db.config.clickhouse);
+      const t0 = performance.now();
+      await insert(scratch);
+      const perS = tsv.count / ((performance.now() - t0) / 1000);
+      await scratch.close();
+      return perS;
+    } finally {
+      await db.drop();
+    }
+  };
+  const tsvPerS = await insertInto((c) =>
+    c.insert({
       table: 'play_ticks',
-      values: Readable.from([rows.bytes()], { objectMode: false }),
+      values: Readable.from([tsv.bytes()], { objectMode: false }),
       format: 'TabSeparated',
       columns: TICK_COLUMNS,
+    }),
+  );
+  const rowBinaryPerS = await insertInto(async (c) => {
+    const { stream } = await c.exec({
+      query: `INSERT INTO play_ticks (${ROW_COLUMNS.join(', ')}) FORMAT RowBinary`,
+      values: Readable.from([binary.bytes()], { objectMode: false }),
     });
-    const perS = rows.count / ((performance.now() - t0) / 1000);
-    await scratch.close();
-    return perS;
-  } finally {
-    await db.drop();
-  }
+    stream.resume();
+    await finished(stream);
+  });
+  process.stdout.write(
+    `raw ceiling: TabSeparated ${Math.round(tsvPerS)} rows/s, RowBinary ${Math.round(rowBinaryPerS)} rows/s\n`,
+  );
+  return { tsv: tsvPerS, rowBinary: rowBinaryPerS };
 }
 
 async function main(): Promise<void> {
@@ -130,11 +159,14 @@ async function main(): Promise<void> {
   const cfg = config();
   if (values['sink-only']) {
     const sinkOnly = await sinkOnlyRowsPerS(cfg);
-    const ceiling = await rawCeilingRowsPerS(cfg);
+    const ceilings = await rawCeilingRowsPerS(cfg);
+    const ceiling = Math.max(ceilings.tsv, ceilings.rowBinary);
     summary('play-ticks-sink', {
       sink_threads: cfg.sink.threads,
       sink_only_rows_per_s: sinkOnly,
       clickhouse_raw_ceiling_rows_per_s: ceiling,
+      ceiling_tsv_rows_per_s: ceilings.tsv,
+      ceiling_rowbinary_rows_per_s: ceilings.rowBinary,
       sink_share_of_ceiling: sinkOnly / ceiling,
       target_sink_half_ceiling: sinkOnly >= ceiling / 2 ? 'met' : 'missed',
     });
@@ -206,7 +238,8 @@ async function main(): Promise<void> {
 
   const sinkOnly = await sinkOnlyRowsPerS(cfg);
 
-  const ceiling = await rawCeilingRowsPerS(cfg);
+  const ceilings = await rawCeilingRowsPerS(cfg);
+  const ceiling = Math.max(ceilings.tsv, ceilings.rowBinary);
   await client.close();
 
   const e2e = report.accepted / loadSeconds;
@@ -221,6 +254,8 @@ async function main(): Promise<void> {
     sink_threads: cfg.sink.threads,
     sink_only_rows_per_s: sinkOnly,
     clickhouse_raw_ceiling_rows_per_s: ceiling,
+    ceiling_tsv_rows_per_s: ceilings.tsv,
+    ceiling_rowbinary_rows_per_s: ceilings.rowBinary,
     sink_share_of_ceiling: sinkOnly / ceiling,
     queryable_p50_ms: percentile(latencies, 50),
     queryable_p99_ms: percentile(latencies, 99),

@@ -81,6 +81,7 @@ const variables = {
    * cores to itself; on a machine it shares with the API they take its CPU (docs/BENCHMARKS.md).
    */
   CADENZA_SINK_THREADS: z.coerce.number().int().min(0).max(64).default(0),
+  CADENZA_SINK_INSERTS_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(2),
   CADENZA_SINK_HEALTH_PORT: port.default(3002),
 
   /** Payments: the provider billing charges through, and the sandbox provider's own service. */
@@ -240,6 +241,7 @@ function build(env: Env) {
       maxWaitMs: env.CADENZA_SINK_MAX_WAIT_MS,
       partitionsConcurrently: env.CADENZA_SINK_PARTITIONS_CONCURRENTLY,
       threads: env.CADENZA_SINK_THREADS,
+      insertsInFlight: env.CADENZA_SINK_INSERTS_IN_FLIGHT,
       healthPort: env.CADENZA_SINK_HEALTH_PORT,
     },
     worker: {

@@ -3,8 +3,9 @@ import { idempotentProducer } from './clients/kafka';
 import { UnavailableError } from './errors';
 import { TOPICS } from './migrate/kafka';
 import type { PlayTick } from './play-ticks';
+import { TickRows } from './play-tick-rows';
 
-/** Most ticks in one Kafka record (about 200 B each as JSON: well under the 1 MB record limit). */
+/** Most ticks in one Kafka record (about 100 B each as rows: well under the 1 MB record limit). */
 const MAX_TICKS_PER_RECORD = 2000;
 
 /**
@@ -14,9 +15,9 @@ const MAX_TICKS_PER_RECORD = 2000;
  *
  * Throughput: an idempotent kafkajs producer has one request in flight at a time, so concurrent
  * publish() calls linger while a send is in flight and then go out together in the next one (like
- * librdkafka's linger.ms), and ticks travel as JSON arrays — one record per partition per send — not one
- * record per tick: the per-record cost of encoding and decoding, not the bytes, is what limits a
- * JavaScript client.
+ * librdkafka's linger.ms), and ticks travel as ClickHouse rows (`CTR1` records, lib/play-tick-rows.ts) —
+ * one record per partition per send, not one per tick: the per-record cost of encoding and decoding is
+ * what limits a JavaScript client, and rows let the sink insert without parsing JSON again.
  *
  * Partitioning: by play_id (a stable hash, modulo the topic's partitions). A play's ticks stay in order on
  * one partition, and load spreads evenly — a user_id key would pile a heavy listener or a bot onto one
@@ -123,21 +124,26 @@ function hash(s: string): number {
   return h >>> 0;
 }
 
-/** Ticks grouped by partition, in arrival order, as JSON-array records. */
+/** Ticks grouped by partition, in arrival order, as `CTR1` row records (lib/play-tick-rows.ts). */
 export function records(ticks: readonly PlayTick[], partitions: number): Message[] {
-  const groups = new Map<number, PlayTick[]>();
-  for (const t of ticks) {
-    const p = hash(t.play_id) % partitions;
-    const group = groups.get(p);
-    if (group) group.push(t);
-    else groups.set(p, [t]);
-  }
   const out: Message[] = [];
-  for (const [partition, group] of groups) {
-    for (let i = 0; i < group.length; i += MAX_TICKS_PER_RECORD) {
-      const slice = group.slice(i, i + MAX_TICKS_PER_RECORD);
-      out.push({ partition, key: (slice[0] as PlayTick).play_id, value: JSON.stringify(slice) });
+  const open = new Map<number, { rows: TickRows; key: string }>();
+  const close = (partition: number, r: { rows: TickRows; key: string }) =>
+    out.push({ partition, key: r.key, value: r.rows.bytes() });
+  for (const t of ticks) {
+    const partition = hash(t.play_id) % partitions;
+    let r = open.get(partition);
+    if (!r)
+      open.set(
+        partition,
+        (r = { rows: new TickRows(Math.min(ticks.length, MAX_TICKS_PER_RECORD)), key: t.play_id }),
+      );
+    r.rows.add(t);
+    if (r.rows.count === MAX_TICKS_PER_RECORD) {
+      close(partition, r);
+      open.delete(partition);
     }
   }
+  for (const [partition, r] of open) close(partition, r);
   return out;
 }

@@ -90,6 +90,7 @@ describe('outages', () => {
         maxWaitMs: 100,
         partitionsConcurrently: 1,
         threads: 0, // converting on the main thread: the other path of the sink
+        insertsInFlight: 1,
         topics: db.topics,
       },
       new Registry(),

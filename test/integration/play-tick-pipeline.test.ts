@@ -9,6 +9,7 @@ import { createClickHouse } from '../../lib/clients/clickhouse';
 import { createPostgresPool } from '../../lib/clients/postgres';
 import { PlayTickProducer } from '../../lib/play-tick-producer';
 import type { PlayTick } from '../../lib/play-ticks';
+import { TickRows } from '../../lib/play-tick-rows';
 import { scratchTickPipeline, type TickPipeline } from '../helpers/tick-pipeline';
 import { PlayTickSink } from '../../workers/sink/sink';
 import { SuppressionList } from '../../workers/sink/suppressions';
@@ -54,6 +55,7 @@ describe('play-tick pipeline', () => {
         maxWaitMs: 100,
         partitionsConcurrently: 2,
         threads: 2, // the conversion threads, as the sink process runs them
+        insertsInFlight: 2,
         topics: db.topics,
       },
       registry,
@@ -125,7 +127,7 @@ describe('play-tick pipeline', () => {
     const raw = kafka.producer();
     await raw.connect();
     await raw.send({ topic: db.topics.ticks, messages: [{ key: 'bad', value: '{"event_id": oops' }] });
-    // An array record (the API producer's format) with one good and one bad tick: the good one lands.
+    // A JSON array record (the API's format before rows) with one good and one bad tick: the good one lands.
     // The good one never passed the API: upper-case UUIDs, and backslashes TabSeparated must not read
     // as escapes.
     const [plain] = makeTicks(1);
@@ -139,6 +141,12 @@ describe('play-tick pipeline', () => {
       topic: db.topics.ticks,
       messages: [{ key: 'mixed', value: JSON.stringify([good, bad]) }],
     });
+    // A row record (the API's format) damaged in its second row: refused whole, its first row too.
+    const rows = new TickRows();
+    for (const t of makeTicks(2)) rows.add(t);
+    const damaged = Buffer.from(rows.bytes());
+    damaged.writeUInt32LE(90_000_000, damaged.length - 8);
+    await raw.send({ topic: db.topics.ticks, messages: [{ key: 'damaged', value: damaged }] });
     await raw.disconnect();
 
     const expected = plays.flat().length + 1;
@@ -157,6 +165,21 @@ describe('play-tick pipeline', () => {
     expect(
       await q(`SELECT count() AS n FROM play_ticks WHERE user_id = toUUID('${suppressedUser}')`),
     ).toEqual([{ n: '0' }]);
+    // Every field arrives as sent (the API writes ClickHouse's own row format; DateTime keeps seconds).
+    // (In the query the aliases, strings, shadow the columns.)
+    const stored = await q<Omit<PlayTick, 'event_time'> & { event_time: number }>(
+      `SELECT toString(event_id) AS event_id, toString(play_id) AS play_id, toString(user_id) AS user_id,
+              toString(track_id) AS track_id, country, device_id, position_ms,
+              toUnixTimestamp(event_time) AS event_time
+       FROM play_ticks WHERE play_id != '${good.play_id}' ORDER BY event_id`,
+    );
+    const seconds = (t: PlayTick) => ({ ...t, event_time: `${t.event_time.slice(0, 19)}.000Z` });
+    expect(stored.map((t) => ({ ...t, event_time: new Date(t.event_time * 1000).toISOString() }))).toEqual(
+      plays
+        .flat()
+        .map(seconds)
+        .sort((a, b) => a.event_id.localeCompare(b.event_id)),
+    );
 
     const dlq = kafka.consumer({ groupId: `dlq-reader-${db.id}` });
     await dlq.connect();
@@ -166,24 +189,26 @@ describe('play-tick pipeline', () => {
       void dlq.run({
         eachMessage: async ({ message }) => {
           seen.push(JSON.parse(message.value?.toString() ?? '{}'));
-          if (seen.length === 2) resolve(seen);
+          if (seen.length === 3) resolve(seen);
         },
       });
     });
     await dlq.disconnect();
-    // The two records went to different partitions: their DLQ order is not defined.
-    const [notJson, badTick] = [...records].sort((a, b) =>
-      a.reason === 'not JSON' ? -1 : b.reason === 'not JSON' ? 1 : 0,
-    );
-    expect(notJson).toMatchObject({ reason: 'not JSON', record: '{"event_id": oops' });
-    expect(badTick?.reason).toMatch(/^tick 1: .*position_ms/);
+    // The records went to different partitions: their DLQ order is not defined.
+    const byReason = (pattern: RegExp) => records.find((r) => pattern.test(r.reason));
+    expect(byReason(/^not JSON$/)).toMatchObject({ record: '{"event_id": oops' });
+    const badTick = byReason(/^tick 1: .*position_ms/);
     expect(JSON.parse(badTick?.record ?? '{}')).toEqual(bad);
+    expect(byReason(/^row 1: position_ms/)).toMatchObject({
+      record: damaged.toString('base64'),
+      encoding: 'base64',
+    });
 
     const metrics = await registry.getMetricsAsJSON();
     const value = (name: string) =>
       metrics.find((m) => m.name === name)?.values.reduce((s, v) => s + v.value, 0);
     expect(value('cadenza_sink_suppressed_total')).toBe(suppressed.length);
-    expect(value('cadenza_sink_dlq_total')).toBe(2);
+    expect(value('cadenza_sink_dlq_total')).toBe(3);
 
     // The group's committed offsets reach the end of every partition: a restarted sink goes on from
     // there instead of reading the topic again.

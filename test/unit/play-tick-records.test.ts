@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { records } from '../../lib/play-tick-producer';
 import type { PlayTick } from '../../lib/play-ticks';
+import { decodeRows } from '../../lib/play-tick-rows';
 
 const tick = (play_id: string, position_ms: number): PlayTick => ({
   event_id: randomUUID(),
@@ -13,7 +14,7 @@ const tick = (play_id: string, position_ms: number): PlayTick => ({
   event_time: '2026-11-26T12:00:00.000Z',
 });
 
-/** How accepted ticks become Kafka records: arrays per partition, a play always on one partition, in order. */
+/** How accepted ticks become Kafka records: rows per partition, a play always on one partition, in order. */
 describe('play-tick records', () => {
   it('puts a play on one partition, in order, and loses or repeats nothing', () => {
     const plays = Array.from({ length: 40 }, () => randomUUID());
@@ -22,10 +23,10 @@ describe('play-tick records', () => {
     expect(out.length).toBeLessThanOrEqual(6);
     const decoded = out.map((r) => ({
       partition: r.partition,
-      ticks: JSON.parse(String(r.value)) as PlayTick[],
+      ticks: decodeRows(r.value as Buffer),
     }));
-    expect(decoded.flatMap((d) => d.ticks.map((t) => t.event_id)).sort()).toEqual(
-      ticks.map((t) => t.event_id).sort(),
+    expect(decoded.flatMap((d) => d.ticks).sort((a, b) => a.event_id.localeCompare(b.event_id))).toEqual(
+      [...ticks].sort((a, b) => a.event_id.localeCompare(b.event_id)),
     );
     for (const play of plays) {
       const where = decoded.filter((d) => d.ticks.some((t) => t.play_id === play)).map((d) => d.partition);
@@ -47,6 +48,6 @@ describe('play-tick records', () => {
       Array.from({ length: 4500 }, (_, i) => tick(play, i)),
       6,
     );
-    expect(out.map((r) => (JSON.parse(String(r.value)) as unknown[]).length)).toEqual([2000, 2000, 500]);
+    expect(out.map((r) => decodeRows(r.value as Buffer).length)).toEqual([2000, 2000, 500]);
   });
 });

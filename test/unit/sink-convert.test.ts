@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { PlayTick } from '../../lib/play-ticks';
 import { aTick } from '../helpers/ticks';
 import { convertRecords, encodeSuppressions, suppressionSet } from '../../workers/sink/convert';
+import { decodeRows, ROWS_MAGIC, TickRows, userKey } from '../../lib/play-tick-rows';
 
 const tick = (over: Partial<PlayTick> = {}) => aTick({ event_time: '2026-11-26T12:00:05.000Z', ...over });
 const record = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -14,14 +15,12 @@ describe('sink conversion', () => {
     const single = tick({ device_id: 'tv\\' });
     const out = convertRecords(
       [record(good), Buffer.from('{not json'), record(single), record([]), null],
-      (u) => u === gone,
+      (key) => key === userKey(gone),
     );
     expect(out.count).toBe(3);
     expect(out.suppressed).toBe(1);
-    const lines = Buffer.from(out.tsv).toString('latin1').trimEnd().split('\n');
-    expect(lines.map((l) => l.split('\t')[0])).toEqual([good[0], good[3], single].map((t) => t?.event_id));
-    expect(lines[2]?.split('\t')[5]).toBe('tv\\\\'); // a backslash escaped for TabSeparated
-    expect(lines[0]?.split('\t')[7]).toBe('2026-11-26 12:00:05');
+    const rows = decodeRows(Buffer.concat([ROWS_MAGIC, ...out.rows]));
+    expect(rows).toEqual([good[0], good[3], single]);
     expect(out.rejects).toEqual([
       {
         index: 0,
@@ -34,8 +33,35 @@ describe('sink conversion', () => {
     ]);
   });
 
+  it('passes row records through, refuses a damaged one whole, and drops suppressed users from both kinds', () => {
+    const gone = randomUUID();
+    const ticks = [tick(), tick({ user_id: gone }), tick()];
+    const rows = new TickRows();
+    for (const t of ticks) rows.add(t);
+    const record = Buffer.from(rows.bytes());
+    const damaged = Buffer.from(record);
+    damaged[4 + 64] = 'x'.charCodeAt(0); // the first row's country
+    const out = convertRecords(
+      [record, damaged, Buffer.from(JSON.stringify([tick({ user_id: gone })]))],
+      (key) => key === userKey(gone),
+    );
+    expect(out.count).toBe(2);
+    expect(out.suppressed).toBe(2);
+    expect(decodeRows(Buffer.concat([ROWS_MAGIC, ...out.rows]))).toEqual([ticks[0], ticks[2]]);
+    // The passed-through rows are views into the record, not copies.
+    expect(out.rows[0]?.buffer).toBe(record.buffer);
+    expect(out.rejects).toEqual([
+      {
+        index: 1,
+        reason: 'row 0: country must be two capital letters',
+        record: damaged.toString('base64'),
+        encoding: 'base64',
+      },
+    ]);
+  });
+
   it('shares the suppression list with threads as one decoded set per snapshot', () => {
-    const ids = [randomUUID(), randomUUID()];
+    const ids = [randomUUID(), randomUUID()].map(userKey);
     const shared = encodeSuppressions(ids);
     const set = suppressionSet(shared);
     expect([...set].sort()).toEqual([...ids].sort());

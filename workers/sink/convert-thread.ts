@@ -9,5 +9,5 @@ export default function convert({
   suppressions: SharedArrayBuffer;
 }): Converted {
   const suppressed = suppressionSet(suppressions);
-  return convertRecords(values, (userId) => suppressed.has(userId));
+  return convertRecords(values, suppressed.size ? (key) => suppressed.has(key) : null);
 }

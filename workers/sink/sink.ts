@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
@@ -7,7 +8,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { Piscina } from 'piscina';
 import { idempotentProducer } from '../../lib/clients/kafka';
 import { TOPICS } from '../../lib/migrate/kafka';
-import { TICK_COLUMNS } from '../../lib/seed/load';
+import { ROW_COLUMNS } from '../../lib/play-tick-rows';
 import { convertRecords, type Converted } from './convert';
 import type { SuppressionList } from './suppressions';
 
@@ -19,6 +20,8 @@ export interface SinkOptions {
   partitionsConcurrently: number;
   /** Threads that parse and validate records (0: on the main thread). */
   threads: number;
+  /** Batches whose insert may still be running while the next is fetched (≥ 1). */
+  insertsInFlight: number;
   /** The topics read and written (tests use their own). */
   topics?: { ticks: string; dlq: string };
 }
@@ -32,6 +35,11 @@ export class PlayTickSink {
   private consumer: Consumer | undefined;
   private producer: Producer | undefined;
   private pool: Piscina | undefined;
+  /** Unfinished batches (insert, DLQ, commit), for backpressure and a graceful stop. */
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Per partition: the last batch's completion (commits go in offset order) and a restart counter. */
+  private readonly chains = new Map<string, { tail: Promise<void>; epoch: number }>();
+  private draining = false;
   private readonly rows: Counter;
   private readonly dlq: Counter;
   private readonly suppressed: Counter;
@@ -109,12 +117,29 @@ export class PlayTickSink {
     });
   }
 
+  /**
+   * Graceful stop: no new fetches, every batch in hand inserted and committed while still a group member,
+   * then leave the group (its partitions move to the other members at once).
+   */
   async stop(): Promise<void> {
-    await this.consumer?.disconnect();
+    this.draining = true;
+    if (this.consumer) {
+      this.consumer.pause([{ topic: this.topics.ticks }]);
+      await Promise.allSettled([...this.inFlight]);
+      await this.consumer.disconnect();
+    }
     await this.producer?.disconnect();
     await this.pool?.destroy();
   }
 
+  /**
+   * One fetched batch: converted at once, then its insert (and DLQ records) run while the next batch is
+   * fetched and converted — kafkajs fetches again only when every batch of the last fetch returned, so
+   * an insert awaited here would leave the sink and ClickHouse taking turns. The batch's offset is
+   * resolved at once (the fetch position moves on) but committed only after its rows are in ClickHouse
+   * and every earlier batch of its partition is committed: a crash re-delivers, never loses. At most
+   * `insertsInFlight` batches are unfinished; beyond that this waits (backpressure, bounded memory).
+   */
   private async handle({
     batch,
     resolveOffset,
@@ -123,49 +148,85 @@ export class PlayTickSink {
     isRunning,
     isStale,
   }: EachBatchPayload): Promise<void> {
-    if (!batch.messages.length) return;
+    if (!batch.messages.length || isStale()) return;
     const started = performance.now();
     const messages = batch.messages;
     const converted = await this.convert(messages.map((m) => m.value));
     const rejects = converted.flatMap(({ rejects: r, first }) =>
-      r.map(({ index, reason, record }) => {
+      r.map(({ index, reason, record, encoding }) => {
         const m = messages[first + index] as (typeof messages)[number];
-        this.dlq.inc({
-          reason: reason
-            .replace(/^tick \d+: /, '')
+        return {
+          metric: reason
+            .replace(/^(tick|row) \d+: /, '')
             .split(' ')
             .slice(0, 2)
             .join(' '),
-        });
-        return {
-          key: m.key?.toString('utf8') ?? null,
-          value: JSON.stringify({
-            reason,
-            topic: batch.topic,
-            partition: batch.partition,
-            offset: m.offset,
-            record: record.slice(0, 10_000),
-          }),
+          message: {
+            key: m.key?.toString('utf8') ?? null,
+            value: JSON.stringify({
+              reason,
+              topic: batch.topic,
+              partition: batch.partition,
+              offset: m.offset,
+              record: record.slice(0, 10_000),
+              ...(encoding ? { encoding } : {}),
+            }),
+          },
         };
       }),
     );
     const count = converted.reduce((n, c) => n + c.count, 0);
     const suppressed = converted.reduce((n, c) => n + c.suppressed, 0);
-    const rows = converted.filter((c) => c.count > 0).map((c) => c.tsv);
-    if (count) await this.insertWithRetry(rows, heartbeat, () => isRunning() && !isStale());
-    if (!isRunning() || isStale()) return; // a rebalance took the partition: the new owner re-reads from the last commit
-    if (rejects.length) await this.producer!.send({ topic: this.topics.dlq, acks: -1, messages: rejects });
-    this.rows.inc(count);
-    this.suppressed.inc(suppressed);
-    resolveOffset(batch.lastOffset());
-    // Committed explicitly: with autoCommit off, the argument-less form never commits (kafkajs commits
-    // then only on an autoCommit interval or threshold), and every restart would re-read the topic.
+    const rows = converted.flatMap((c) => c.rows);
+    const stillOwned = () => isRunning() && !isStale();
+
+    const key = `${batch.topic}|${batch.partition}`;
+    let chain = this.chains.get(key);
+    if (!chain) this.chains.set(key, (chain = { tail: Promise.resolve(), epoch: 0 }));
+    const { epoch } = chain;
+    const first = (messages[0] as (typeof messages)[number]).offset;
     const next = (BigInt(batch.lastOffset()) + 1n).toString();
-    await commitOffsetsIfNecessary({
-      topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }],
-    });
+    const written = (async () => {
+      if (count) await this.insertWithRetry(rows, heartbeat, stillOwned);
+      if (rejects.length)
+        await this.producer!.send({
+          topic: this.topics.dlq,
+          acks: -1,
+          messages: rejects.map((r) => r.message),
+        });
+    })();
+    const link = chain;
+    const done = link.tail
+      .then(() => written)
+      .then(async () => {
+        if (link.epoch !== epoch || !stillOwned()) return; // re-read from an earlier offset, or no longer ours
+        // Committed explicitly: with autoCommit off, the argument-less form never commits.
+        await commitOffsetsIfNecessary({
+          topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }],
+        });
+        this.rows.inc(count);
+        this.suppressed.inc(suppressed);
+        for (const r of rejects) this.dlq.inc({ reason: r.metric });
+        this.batchSeconds.observe((performance.now() - started) / 1000);
+      })
+      .catch((err: unknown) => {
+        // Nothing of this batch or after it on this partition counts as done: read it all again.
+        if (link.epoch !== epoch) return;
+        link.epoch++;
+        this.log.warn(
+          { err: (err as Error).message, partition: batch.partition, offset: first },
+          'batch not written; reading the partition again from it',
+        );
+        if (stillOwned())
+          this.consumer?.seek({ topic: batch.topic, partition: batch.partition, offset: first });
+      });
+    link.tail = done;
+    this.inFlight.add(done);
+    void done.finally(() => this.inFlight.delete(done));
+    resolveOffset(batch.lastOffset());
     this.lag.set({ partition: String(batch.partition) }, Number(batch.offsetLag()));
-    this.batchSeconds.observe((performance.now() - started) / 1000);
+    if (this.draining) await done;
+    while (this.inFlight.size > this.opts.insertsInFlight) await Promise.race(this.inFlight);
   }
 
   /**
@@ -173,7 +234,7 @@ export class PlayTickSink {
    * the sink's CPU, and one thread's garbage collector held it back), or inline with no threads.
    */
   private async convert(values: (Buffer | null)[]): Promise<(Converted & { first: number })[]> {
-    if (!this.pool) return [{ ...convertRecords(values, (u) => this.suppressions.has(u)), first: 0 }];
+    if (!this.pool) return [{ ...convertRecords(values, this.suppressions.lookup()), first: 0 }];
     const pool = this.pool;
     const slice = Math.ceil(values.length / this.opts.threads);
     const suppressions = this.suppressions.snapshot();
@@ -195,12 +256,13 @@ export class PlayTickSink {
   ): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.clickhouse.insert({
-          table: 'play_ticks',
+        // RowBinary is not among the client's insert formats; exec streams the body as given.
+        const { stream } = await this.clickhouse.exec({
+          query: `INSERT INTO play_ticks (${ROW_COLUMNS.join(', ')}) FORMAT RowBinary`,
           values: Readable.from(rows, { objectMode: false }),
-          format: 'TabSeparated',
-          columns: TICK_COLUMNS,
         });
+        stream.resume();
+        await finished(stream);
         return;
       } catch (err) {
         if (!stillOwned()) return;

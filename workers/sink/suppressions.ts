@@ -1,6 +1,7 @@
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { encodeSuppressions } from './convert';
+import { userKey } from '../../lib/play-tick-rows';
 
 /**
  * Users whose play-ticks must be dropped (GDPR erasure adds them). Held in memory and refreshed
@@ -17,7 +18,7 @@ export class SuppressionList {
     const ids = await this.pool.anyFirst(
       sql.type(z.object({ user_id: z.string() }))`SELECT user_id::text AS user_id FROM play_suppressions`,
     );
-    this.users = new Set(ids);
+    this.users = new Set(ids.map(userKey));
     this.shared = undefined;
   }
 
@@ -27,8 +28,10 @@ export class SuppressionList {
     return this.shared;
   }
 
-  has(userId: string): boolean {
-    return this.users.has(userId);
+  /** The membership test for rows (by `userKey`), or null while the list is empty. */
+  lookup(): ((key: string) => boolean) | null {
+    const users = this.users;
+    return users.size ? (key) => users.has(key) : null;
   }
 
   get size(): number {
