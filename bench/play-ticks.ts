@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -9,6 +11,7 @@ import { createClickHouse } from '../lib/clients/clickhouse';
 import { config, type Config } from '../lib/config';
 import { percentile, runFleet } from '../lib/load/fleet';
 import { migrateClickHouse } from '../lib/migrate/clickhouse';
+import { TOPICS } from '../lib/migrate/kafka';
 import { generateDataset, generateTicks } from '../lib/seed/generate';
 import { TICK_COLUMNS, TsvRows } from '../lib/seed/load';
 import { scratchDatabases, scratchTickPipeline } from '../stack/scratch';
@@ -21,13 +24,14 @@ import { SuppressionList } from '../workers/sink/suppressions';
 import { summary } from './report';
 
 /**
- * npm run bench:play-ticks -- [--rate 50000] [--duration 60] [--sink-only]
- * Against the running API and sink (npm run up): end-to-end ticks/s through API → Kafka → ClickHouse,
- * the sink's rows/s under that load (from its metrics) and alone (draining a preloaded scratch topic), tick-to-queryable latency for a sample of ticks, and the
- * raw ClickHouse insert ceiling (same table and views, bulk TabSeparated and RowBinary; the higher counts)
- * measured in the same run.
+ * npm run bench:play-ticks -- [--rate 50000] [--duration 60] [--sink-only | --stack]
+ * With the stack running (npm run up, or npm run stack -- up): end-to-end ticks/s through an API and a
+ * sink process of the bench's own on scratch databases (--stack: the API and sink of npm run up, on the
+ * stack's databases); the sink's rows/s under that load (from its metrics) and alone (draining a
+ * preloaded scratch topic); tick-to-queryable latency for a sample of ticks; and the raw ClickHouse
+ * insert ceiling (same table and views, bulk TabSeparated and RowBinary; the higher counts), all in one run.
  * Targets: ≥ 100,000 ticks/s end to end; sink ≥ 50 % of the raw ceiling; p99 tick-to-queryable ≤ 2 s.
- * --sink-only measures the sink alone and the ceiling, with no API or running sink needed.
+ * --sink-only measures the sink alone and the ceiling only.
  */
 async function sinkRows(port: number): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -154,6 +158,8 @@ async function main(): Promise<void> {
       duration: { type: 'string', default: '60' },
       // The sink alone and the ceiling, without the API and the running sink (for tuning the sink).
       'sink-only': { type: 'boolean', default: false },
+      // Against the API and sink of npm run up, on the stack's own databases (default: the bench's own).
+      stack: { type: 'boolean', default: false },
     },
   });
   const cfg = config();
@@ -172,39 +178,141 @@ async function main(): Promise<void> {
     });
     return;
   }
+  const target = values.stack ? await runningPipeline(cfg) : await ownPipeline(cfg);
+  try {
+    await endToEnd(cfg, target, Number(values.rate), Number(values.duration));
+  } finally {
+    await target.stop();
+  }
+}
+
+/** Where the load goes: an API, the sink that drains its ticks, and the ClickHouse they land in. */
+interface Target {
+  url: string;
+  sinkPort: number;
+  clickhouse: Config['clickhouse'];
+  stop: () => Promise<void>;
+}
+
+/** The API and sink that `npm run up` started, writing the stack's own databases (--stack). */
+async function runningPipeline(cfg: Config): Promise<Target> {
   const url = `http://${cfg.api.host}:${cfg.api.port}`;
   if (!(await fetch(`${url}/healthz`).catch(() => undefined))?.ok)
     throw new Error(`no API at ${url}: start it with npm run up`);
   if (Number.isNaN(await sinkRows(cfg.sink.healthPort).catch(() => NaN)))
     throw new Error('no sink metrics: start it with npm run up');
-  const rowsBefore = await sinkSettled(cfg.sink.healthPort);
-  const client = createClickHouse(cfg.clickhouse);
+  return { url, sinkPort: cfg.sink.healthPort, clickhouse: cfg.clickhouse, stop: async () => undefined };
+}
+
+/**
+ * An API and a sink process of the bench's own (the same programs `npm run up` supervises, with the same
+ * settings) on scratch databases and topics of the running stack, removed afterwards. The load starts
+ * from the state a fresh `npm run up` has, run after run, and leaves nothing in the product's data: on
+ * the stack's own tables every run would add millions of ticks to today's rollups, whose merges then
+ * cost ClickHouse more with each run (docs/BENCHMARKS.md).
+ */
+async function ownPipeline(cfg: Config): Promise<Target> {
+  const pipe = await scratchTickPipeline(cfg, 'bench-e2e', TOPICS.playTicks.numPartitions);
+  const ports = { api: 3911, sink: 3912 };
+  const env = {
+    ...process.env,
+    CADENZA_PG_DATABASE: pipe.config.postgres.database,
+    CADENZA_CLICKHOUSE_DATABASE: pipe.config.clickhouse.database,
+    CADENZA_KAFKA_TICKS_TOPIC: pipe.topics.ticks,
+    CADENZA_KAFKA_DLQ_TOPIC: pipe.topics.dlq,
+    CADENZA_SINK_GROUP_ID: `bench-e2e-${pipe.id}`,
+    CADENZA_SINK_HEALTH_PORT: String(ports.sink),
+    CADENZA_API_PORT: String(ports.api),
+    CADENZA_LOG_LEVEL: 'warn',
+  };
+  const root = path.join(__dirname, '..');
+  const spawnOne = (script: string) =>
+    spawn(path.join(root, 'node_modules', '.bin', 'tsx'), [path.join(root, script)], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  const children = [spawnOne('api/main.ts'), spawnOne('workers/play-tick-sink.ts')];
+  const stop = async () => {
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            c.once('exit', () => resolve());
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+    await pipe.drop();
+  };
+  const url = `http://127.0.0.1:${ports.api}`;
+  try {
+    for (const deadline = Date.now() + 60_000; ;) {
+      const up = await Promise.all([
+        fetch(`${url}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+        fetch(`http://127.0.0.1:${ports.sink}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      ]);
+      if (up.every(Boolean)) break;
+      if (Date.now() > deadline) throw new Error("the bench's API and sink did not start within 60 s");
+      if (children.some((c) => c.exitCode !== null)) throw new Error("the bench's API or sink exited");
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url, sinkPort: ports.sink, clickhouse: pipe.config.clickhouse, stop };
+}
+
+async function endToEnd(cfg: Config, target: Target, rate: number, duration: number): Promise<void> {
+  const { url } = target;
+  const rowsBefore = await sinkSettled(target.sinkPort);
+  const client = createClickHouse(target.clickhouse);
   const token = await mintDevToken(cfg.auth, {
     sub: 'bench-play-ticks',
     scopes: ['service'],
     ttlSeconds: 3600,
   });
 
-  // Tick-to-queryable: every 500th accepted tick is watched until a query finds it.
-  const watched = new Map<string, number>();
+  // Tick-to-queryable: every 500th accepted tick is watched until a query finds it. The query names the
+  // ticks' tracks and days too, the table's first key columns: by event_id alone it would read the whole
+  // table every 100 ms (a core of ClickHouse on the stack's 18 M rows, which the load then lacked).
+  const watched = new Map<string, { sentAt: number; track: string; day: string }>();
   const latencies: number[] = [];
   let watching = true;
   const poller = (async () => {
     while (watching || watched.size) {
       const ids = [...watched.keys()].slice(0, 500);
+      const ticks = ids.map((id) => watched.get(id)!);
+      const tracks = [...new Set(ticks.map((t) => t.track))];
+      const days = [...new Set(ticks.map((t) => t.day))];
       if (ids.length) {
         const found = await (
           await client.query({
-            query: ch`SELECT DISTINCT toString(event_id) AS id FROM play_ticks WHERE event_id IN (${join(
-              ids.map((i) => ch`toUUID(${i})`),
-              ', ',
-            )})`.text,
+            query: ch`SELECT DISTINCT toString(event_id) AS id FROM play_ticks
+              WHERE track_id IN (${join(
+                tracks.map((t) => ch`toUUID(${t})`),
+                ', ',
+              )}) AND toDate(event_time) IN (${join(
+                days.map((d) => ch`toDate(${d})`),
+                ', ',
+              )}) AND event_id IN (${join(
+                ids.map((i) => ch`toUUID(${i})`),
+                ', ',
+              )})`.text,
             format: 'JSONEachRow',
           })
         ).json<{ id: string }>();
         const now = Date.now();
         for (const { id } of found) {
-          const sentAt = watched.get(id);
+          const sentAt = watched.get(id)?.sentAt;
           if (sentAt === undefined) continue;
           latencies.push(now - sentAt);
           watched.delete(id);
@@ -218,12 +326,14 @@ async function main(): Promise<void> {
   const report = await runFleet({
     url,
     token,
-    rate: Number(values.rate),
-    durationS: Number(values.duration),
+    rate,
+    durationS: duration,
     users: 50_000,
     concurrency: 12,
     onAccepted: (ticks) => {
-      for (const t of ticks) if (n++ % 500 === 0) watched.set(t.event_id, Date.now());
+      for (const t of ticks)
+        if (n++ % 500 === 0)
+          watched.set(t.event_id, { sentAt: Date.now(), track: t.track_id, day: t.event_time.slice(0, 10) });
     },
   });
   const loadSeconds = (Date.now() - started) / 1000;
@@ -234,7 +344,7 @@ async function main(): Promise<void> {
   watched.clear();
   await poller;
   const sinkSeconds = (Date.now() - started) / 1000;
-  const rowsAfter = await sinkRows(cfg.sink.healthPort);
+  const rowsAfter = await sinkRows(target.sinkPort);
 
   const sinkOnly = await sinkOnlyRowsPerS(cfg);
 
@@ -245,7 +355,8 @@ async function main(): Promise<void> {
   const e2e = report.accepted / loadSeconds;
   const sinkUnderLoad = (rowsAfter - rowsBefore) / sinkSeconds;
   summary('play-ticks', {
-    offered_rate_per_s: Number(values.rate),
+    pipeline: target.url.endsWith(`:${cfg.api.port}`) ? 'stack' : 'own',
+    offered_rate_per_s: rate,
     accepted: report.accepted,
     failed_requests: report.failedRequests,
     e2e_ticks_per_s: e2e,

@@ -100,6 +100,7 @@ describe('sink crashes under load', () => {
       maxTicks: TICKS,
       users: 20_000,
       concurrency: 6,
+      collectIds: true,
     });
     const interval = (TICKS / 10_000 / (KILLS + 1)) * 1000;
     let kills = 0;

@@ -12,6 +12,26 @@ import { ROW_COLUMNS } from '../../lib/play-tick-rows';
 import { convertRecords, type Converted } from './convert';
 import type { SuppressionList } from './suppressions';
 
+/** Rows read but not yet in ClickHouse, at most (beyond this the sink stops fetching until inserts finish). */
+const MAX_UNFINISHED_BYTES = 64 * 1024 * 1024;
+/** A graceful stop waits this long for unfinished batches before leaving them to be read again. */
+const STOP_DRAIN_MS = 15_000;
+
+interface Resolvers {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+function withResolvers(): Resolvers {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
 export interface SinkOptions {
   groupId: string;
   /** Fetch waits until this many bytes are ready, or maxWaitMs passed: batching by size and time. */
@@ -20,7 +40,7 @@ export interface SinkOptions {
   partitionsConcurrently: number;
   /** Threads that parse and validate records (0: on the main thread). */
   threads: number;
-  /** Batches whose insert may still be running while the next is fetched (≥ 1). */
+  /** Inserts into ClickHouse running at once (≥ 1); rows arriving meanwhile wait and go in the next. */
   insertsInFlight: number;
   /** The topics read and written (tests use their own). */
   topics?: { ticks: string; dlq: string };
@@ -40,6 +60,13 @@ export class PlayTickSink {
   /** Per partition: the last batch's completion (commits go in offset order) and a restart counter. */
   private readonly chains = new Map<string, { tail: Promise<void>; epoch: number }>();
   private draining = false;
+  /** Stopping took too long (ClickHouse down): retries give up, and nothing more is committed. */
+  private abandoned = false;
+  private unfinishedBytes = 0;
+  /** Rows waiting for the next insert, and how many inserts are running. */
+  private next: ({ rows: Uint8Array[]; bytes: number } & Resolvers) | undefined;
+  private inserting = 0;
+  private heartbeat: () => Promise<void> = async () => undefined;
   private readonly rows: Counter;
   private readonly dlq: Counter;
   private readonly suppressed: Counter;
@@ -125,7 +152,16 @@ export class PlayTickSink {
     this.draining = true;
     if (this.consumer) {
       this.consumer.pause([{ topic: this.topics.ticks }]);
-      await Promise.allSettled([...this.inFlight]);
+      const drained = Promise.allSettled([...this.inFlight]);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), STOP_DRAIN_MS)));
+      if ((await Promise.race([drained, late])) === 'late') {
+        // ClickHouse is not taking the rows: leave them uncommitted, for whoever reads the partitions next.
+        this.log.warn({ batches: this.inFlight.size }, 'stopping without the unfinished batches');
+        this.abandoned = true;
+        await drained;
+      }
+      clearTimeout(timer);
       await this.consumer.disconnect();
     }
     await this.producer?.disconnect();
@@ -137,8 +173,8 @@ export class PlayTickSink {
    * fetched and converted — kafkajs fetches again only when every batch of the last fetch returned, so
    * an insert awaited here would leave the sink and ClickHouse taking turns. The batch's offset is
    * resolved at once (the fetch position moves on) but committed only after its rows are in ClickHouse
-   * and every earlier batch of its partition is committed: a crash re-delivers, never loses. At most
-   * `insertsInFlight` batches are unfinished; beyond that this waits (backpressure, bounded memory).
+   * and every earlier batch of its partition is committed: a crash re-delivers, never loses. When more
+   * than MAX_UNFINISHED_BYTES of rows are not yet in ClickHouse, this waits (backpressure, bounded memory).
    */
   private async handle({
     batch,
@@ -186,8 +222,9 @@ export class PlayTickSink {
     const { epoch } = chain;
     const first = (messages[0] as (typeof messages)[number]).offset;
     const next = (BigInt(batch.lastOffset()) + 1n).toString();
+    const bytes = rows.reduce((n, r) => n + r.byteLength, 0);
     const written = (async () => {
-      if (count) await this.insertWithRetry(rows, heartbeat, stillOwned);
+      if (count) await this.insert(rows, bytes, heartbeat);
       if (rejects.length)
         await this.producer!.send({
           topic: this.topics.dlq,
@@ -199,7 +236,8 @@ export class PlayTickSink {
     const done = link.tail
       .then(() => written)
       .then(async () => {
-        if (link.epoch !== epoch || !stillOwned()) return; // re-read from an earlier offset, or no longer ours
+        // Re-read from an earlier offset, no longer ours, or given up on while stopping: not committed.
+        if (link.epoch !== epoch || !stillOwned() || this.abandoned) return;
         // Committed explicitly: with autoCommit off, the argument-less form never commits.
         await commitOffsetsIfNecessary({
           topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }],
@@ -222,11 +260,45 @@ export class PlayTickSink {
       });
     link.tail = done;
     this.inFlight.add(done);
-    void done.finally(() => this.inFlight.delete(done));
+    this.unfinishedBytes += bytes;
+    void done.finally(() => {
+      this.inFlight.delete(done);
+      this.unfinishedBytes -= bytes;
+    });
     resolveOffset(batch.lastOffset());
     this.lag.set({ partition: String(batch.partition) }, Number(batch.offsetLag()));
     if (this.draining) await done;
-    while (this.inFlight.size > this.opts.insertsInFlight) await Promise.race(this.inFlight);
+    while (this.unfinishedBytes > MAX_UNFINISHED_BYTES) await Promise.race(this.inFlight);
+  }
+
+  /**
+   * Rows join the next insert, which starts as soon as fewer than `insertsInFlight` inserts are running:
+   * the rows of every partition that arrived meanwhile go to ClickHouse together. Few large inserts,
+   * not one per partition batch: each insert is a new part in the table and in each rollup, and merging
+   * many small parts was most of ClickHouse's CPU under load. When the sink keeps up, an insert starts
+   * at once (latency); when ClickHouse is the slower, inserts grow instead of queueing.
+   */
+  private insert(rows: Uint8Array[], bytes: number, heartbeat: () => Promise<void>): Promise<void> {
+    const next = (this.next ??= { rows: [], bytes: 0, ...withResolvers() });
+    next.rows.push(...rows);
+    next.bytes += bytes;
+    this.heartbeat = heartbeat;
+    this.pump();
+    return next.promise;
+  }
+
+  private pump(): void {
+    while (this.next && this.inserting < this.opts.insertsInFlight) {
+      const group = this.next;
+      this.next = undefined;
+      this.inserting++;
+      this.insertWithRetry(group.rows)
+        .then(group.resolve, group.reject)
+        .finally(() => {
+          this.inserting--;
+          this.pump();
+        });
+    }
   }
 
   /**
@@ -249,11 +321,8 @@ export class PlayTickSink {
     return Promise.all(tasks);
   }
 
-  private async insertWithRetry(
-    rows: Uint8Array[],
-    heartbeat: () => Promise<void>,
-    stillOwned: () => boolean,
-  ): Promise<void> {
+  /** Retries with backoff until the insert succeeds, or throws once the sink gives up (stopping). */
+  private async insertWithRetry(rows: Uint8Array[]): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         // RowBinary is not among the client's insert formats; exec streams the body as given.
@@ -265,7 +334,7 @@ export class PlayTickSink {
         await finished(stream);
         return;
       } catch (err) {
-        if (!stillOwned()) return;
+        if (this.abandoned) throw err;
         // Back off up to 5 s, heartbeating every second so the group keeps this member (and its partitions).
         const delay = Math.min(5000, 250 * 2 ** Math.min(attempt, 5));
         this.log.warn(
@@ -274,8 +343,8 @@ export class PlayTickSink {
         );
         for (let waited = 0; waited < delay; waited += 1000) {
           await new Promise((r) => setTimeout(r, Math.min(1000, delay - waited)));
-          await heartbeat().catch(() => undefined);
-          if (!stillOwned()) return;
+          await this.heartbeat().catch(() => undefined);
+          if (this.abandoned) throw err;
         }
       }
     }
