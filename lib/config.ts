@@ -82,6 +82,7 @@ const variables = {
    */
   CADENZA_SINK_THREADS: z.coerce.number().int().min(0).max(64).default(0),
   CADENZA_SINK_INSERTS_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(2),
+  CADENZA_SINK_INSERT_INTERVAL_MS: z.coerce.number().int().min(0).max(10_000).default(500),
   CADENZA_SINK_HEALTH_PORT: port.default(3002),
 
   /** Payments: the provider billing charges through, and the sandbox provider's own service. */
@@ -242,6 +243,7 @@ function build(env: Env) {
       partitionsConcurrently: env.CADENZA_SINK_PARTITIONS_CONCURRENTLY,
       threads: env.CADENZA_SINK_THREADS,
       insertsInFlight: env.CADENZA_SINK_INSERTS_IN_FLIGHT,
+      insertIntervalMs: env.CADENZA_SINK_INSERT_INTERVAL_MS,
       healthPort: env.CADENZA_SINK_HEALTH_PORT,
     },
     worker: {

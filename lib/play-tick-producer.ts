@@ -10,7 +10,7 @@ const MAX_TICKS_PER_RECORD = 2000;
 
 /**
  * Produces accepted play-ticks to Kafka and resolves only once every in-sync replica has them
- * (idempotent producer, acks=all, gzip). When Kafka does not acknowledge within the deadline, callers get
+ * (idempotent producer, acks=all, LZ4). When Kafka does not acknowledge within the deadline, callers get
  * UnavailableError (503), not a hang.
  *
  * Throughput: an idempotent kafkajs producer has one request in flight at a time, so concurrent
@@ -96,7 +96,7 @@ export class PlayTickProducer {
           await this.producer.send({
             topic: this.topic,
             acks: -1,
-            compression: CompressionTypes.GZIP,
+            compression: CompressionTypes.LZ4,
             messages: records(
               batch.flatMap((b) => b.ticks),
               partitions,
@@ -117,10 +117,14 @@ export class PlayTickProducer {
   }
 }
 
-/** FNV-1a: stable across processes and releases, so a play always lands on the same partition. */
-function hash(s: string): number {
+/**
+ * FNV-1a over the UUID's lower-case spelling: stable across processes and releases, and the same for
+ * any spelling of one play, so a play always lands on the same partition. (For a UUID's characters —
+ * digits, a–f, A–F and '-' — setting bit 0x20 is lower-casing.)
+ */
+function hash(uuid: string): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  for (let i = 0; i < uuid.length; i++) h = Math.imul(h ^ (uuid.charCodeAt(i) | 0x20), 0x01000193);
   return h >>> 0;
 }
 

@@ -14,7 +14,17 @@ export interface PlayTick {
   event_time: string;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** 8-4-4-4-12 hex digits, either case: checked by character (a regular expression per ID was a fifth of the API's CPU). */
+export function isUuid(s: string): boolean {
+  if (s.length !== 36) return false;
+  for (let i = 0; i < 36; i++) {
+    const c = s.charCodeAt(i);
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 45) return false;
+    } else if (!((c >= 48 && c <= 57) || ((c | 0x20) >= 97 && (c | 0x20) <= 102))) return false;
+  }
+  return true;
+}
 const COUNTRY = /^[A-Z]{2}$/;
 const DEVICE = /^[\x21-\x7e]{1,128}$/;
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
@@ -32,7 +42,7 @@ export function tickProblem(value: unknown, nowMs: number | null = Date.now()): 
     return 'a tick must be a JSON object';
   const t = value as Record<string, unknown>;
   for (const field of ['event_id', 'play_id', 'user_id', 'track_id'] as const) {
-    if (typeof t[field] !== 'string' || !UUID.test(t[field] as string)) return `${field} must be a UUID`;
+    if (typeof t[field] !== 'string' || !isUuid(t[field] as string)) return `${field} must be a UUID`;
   }
   if (typeof t.country !== 'string' || !COUNTRY.test(t.country))
     return 'country must be an ISO 3166-1 alpha-2 code in capitals';
@@ -69,14 +79,3 @@ export const TICK_FIELDS: [keyof PlayTick, ...(keyof PlayTick)[]] = [
   'event_time',
 ];
 const FIELDS = new Set<string>(TICK_FIELDS);
-
-/** Lower-cases the UUIDs so one event has one spelling everywhere. */
-export function normaliseTick(t: PlayTick): PlayTick {
-  return {
-    ...t,
-    event_id: t.event_id.toLowerCase(),
-    play_id: t.play_id.toLowerCase(),
-    user_id: t.user_id.toLowerCase(),
-    track_id: t.track_id.toLowerCase(),
-  };
-}

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { normaliseTick, tickProblem, type PlayTick } from '../../lib/play-ticks';
+import { tickProblem, type PlayTick } from '../../lib/play-ticks';
 import { withProblems } from '../schemas';
 
 export interface TickPublisher {
@@ -47,14 +47,16 @@ export const playTickRoutes: FastifyPluginAsyncTypebox<{ publisher: TickPublishe
     async (request, reply) => {
       const { sub, scopes } = request.principal;
       const asService = scopes.includes('service');
+      const subject = sub.toLowerCase();
       const now = Date.now();
       const accepted: PlayTick[] = [];
       const rejected: { index: number; reason: string }[] = [];
       request.body.ticks.forEach((raw, index) => {
         const reason = tickProblem(raw, now);
         if (reason) return void rejected.push({ index, reason });
-        const tick = normaliseTick(raw as PlayTick);
-        if (!asService && tick.user_id !== sub.toLowerCase()) {
+        // Case does not matter past here: the rows carry the UUIDs' bytes, not their spelling.
+        const tick = raw as PlayTick;
+        if (!asService && tick.user_id.toLowerCase() !== subject) {
           return void rejected.push({
             index,
             reason: "user_id is not the token's subject: a listener sends only their own ticks",

@@ -36,10 +36,6 @@ export class Random implements Rng {
   }
 }
 
-/** Four hex digits for every 16-bit value: a UUID is eight look-ups. */
-const HEX4 = Array.from({ length: 65536 }, (_, i) => i.toString(16).padStart(4, '0'));
-const VARIANT = ['8', '9', 'a', 'b'];
-
 /**
  * A fast seeded source (xoroshiro128+ from pure-rand) for the millions of play-ticks, where faker's
  * generator would dominate the load time. Same seed, same sequence.
@@ -64,28 +60,33 @@ export class FastRandom implements Rng {
   pick<T>(items: readonly T[]): T {
     return items[this.int(0, items.length - 1)] as T;
   }
-  /** A version-4 UUID from 122 random bits. */
+  /**
+   * A version-4 UUID from 122 random bits, written as characters into a buffer: one flat string, not a
+   * concatenation of pieces (which JSON.stringify and every hash of it would first have to flatten).
+   */
   uuid(): string {
     const a = this.rng.next() >>> 0;
     const b = this.rng.next() >>> 0;
     const c = this.rng.next() >>> 0;
     const d = this.rng.next() >>> 0;
-    return (
-      HEX4[a >>> 16]! +
-      HEX4[a & 0xffff]! +
-      '-' +
-      HEX4[b >>> 16]! +
-      '-4' +
-      HEX4[b & 0xffff]!.slice(1) +
-      '-' +
-      VARIANT[c >>> 30]! +
-      HEX4[c >>> 16]!.slice(1) +
-      '-' +
-      HEX4[c & 0xffff]! +
-      HEX4[d >>> 16]! +
-      HEX4[d & 0xffff]!
-    );
+    const o = this.text;
+    hex(o, 0, a, 8);
+    hex(o, 9, b >>> 16, 4);
+    hex(o, 15, b & 0xfff, 3);
+    o[19] = VARIANT[c >>> 30]!;
+    hex(o, 20, (c >>> 16) & 0xfff, 3);
+    hex(o, 24, c & 0xffff, 4);
+    hex(o, 28, d, 8);
+    return o.toString('latin1', 0, 36);
   }
+  private readonly text = Buffer.from('00000000-0000-4000-8000-000000000000', 'latin1');
+}
+
+const DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+const VARIANT = Buffer.from('89ab', 'latin1');
+/** Writes the low `n` hex digits of `v` at `o`, most significant first. */
+function hex(b: Buffer, o: number, v: number, n: number): void {
+  for (let i = n - 1; i >= 0; i--, v >>>= 4) b[o + i] = DIGITS[v & 15]!;
 }
 
 /** Samples 0..n-1 with P(k) ∝ 1/(k+1)^s: popularity that follows Zipf's law. */

@@ -91,6 +91,7 @@ describe('outages', () => {
         partitionsConcurrently: 1,
         threads: 0, // converting on the main thread: the other path of the sink
         insertsInFlight: 1,
+        insertIntervalMs: 0,
         topics: db.topics,
       },
       new Registry(),

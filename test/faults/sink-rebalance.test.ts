@@ -54,6 +54,7 @@ describe('sink rebalances and graceful stop', () => {
         partitionsConcurrently: 3,
         threads: 0,
         insertsInFlight: 3, // several batches unfinished when the partitions move
+        insertIntervalMs: 200, // rows wait for the next insert when the partitions move
         topics: db.topics,
       },
       registry,

@@ -56,6 +56,7 @@ describe('play-tick pipeline', () => {
         partitionsConcurrently: 2,
         threads: 2, // the conversion threads, as the sink process runs them
         insertsInFlight: 2,
+        insertIntervalMs: 0,
         topics: db.topics,
       },
       registry,

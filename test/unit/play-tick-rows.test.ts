@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { decodeRows, readUuid, scanRows, TickRows, userKey, writeUuid } from '../../lib/play-tick-rows';
-import type { PlayTick } from '../../lib/play-ticks';
+import { isUuid, type PlayTick } from '../../lib/play-ticks';
 import { aTick } from '../helpers/ticks';
 
 const tick = (over: Partial<PlayTick> = {}) => aTick({ event_time: '2026-11-26T12:00:05.000Z', ...over });
@@ -27,6 +27,16 @@ describe('play-tick rows', () => {
     ])
       expect(writeUuid(b, 0, bad)).toBe(false);
     expect(() => userKey('nope')).toThrow(RangeError);
+  });
+
+  it('checks UUIDs by character exactly as the 8-4-4-4-12 hex pattern does', () => {
+    const pattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+    const base = randomUUID();
+    const alphabet = '0123456789abcdefABCDEFgG-_ zé\u0000\u0130';
+    const candidates = [base, base.toUpperCase(), '', base.slice(1), `${base}0`, base.replaceAll('-', '')];
+    for (let i = 0; i < 36; i++)
+      for (const c of alphabet) candidates.push(base.slice(0, i) + c + base.slice(i + 1));
+    for (const c of candidates) expect([c, isUuid(c)]).toEqual([c, pattern.test(c)]);
   });
 
   it('round-trips ticks, including device_ids of 1, 127 and 128 characters (a two-byte length)', () => {

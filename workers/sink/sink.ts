@@ -42,6 +42,8 @@ export interface SinkOptions {
   threads: number;
   /** Inserts into ClickHouse running at once (≥ 1); rows arriving meanwhile wait and go in the next. */
   insertsInFlight: number;
+  /** Least time between the starts of two inserts (0: none); rows arriving meanwhile go in the next. */
+  insertIntervalMs: number;
   /** The topics read and written (tests use their own). */
   topics?: { ticks: string; dlq: string };
 }
@@ -66,6 +68,8 @@ export class PlayTickSink {
   /** Rows waiting for the next insert, and how many inserts are running. */
   private next: ({ rows: Uint8Array[]; bytes: number } & Resolvers) | undefined;
   private inserting = 0;
+  private lastInsertAt = -Infinity;
+  private pumpTimer: NodeJS.Timeout | undefined;
   private heartbeat: () => Promise<void> = async () => undefined;
   private readonly rows: Counter;
   private readonly dlq: Counter;
@@ -150,6 +154,7 @@ export class PlayTickSink {
    */
   async stop(): Promise<void> {
     this.draining = true;
+    this.pump(); // rows waiting for the insert interval go now
     if (this.consumer) {
       this.consumer.pause([{ topic: this.topics.ticks }]);
       const drained = Promise.allSettled([...this.inFlight]);
@@ -289,6 +294,16 @@ export class PlayTickSink {
 
   private pump(): void {
     while (this.next && this.inserting < this.opts.insertsInFlight) {
+      // Inserts start at most once per insertIntervalMs: the rows meanwhile join the same insert.
+      const wait = this.lastInsertAt + this.opts.insertIntervalMs - performance.now();
+      if (wait > 0 && !this.draining) {
+        this.pumpTimer ??= setTimeout(() => {
+          this.pumpTimer = undefined;
+          this.pump();
+        }, wait);
+        return;
+      }
+      this.lastInsertAt = performance.now();
       const group = this.next;
       this.next = undefined;
       this.inserting++;
