@@ -10,7 +10,7 @@ import type { Config } from '../../lib/config';
 import { PlayTickProducer } from '../../lib/play-tick-producer';
 import type { PlayTick } from '../../lib/play-ticks';
 import { stackContext } from '../../stack/context';
-import { scratchTickPipeline, type TickPipeline } from '../helpers/tick-pipeline';
+import { distinctTicks, scratchTickPipeline, type TickPipeline } from '../helpers/tick-pipeline';
 import { supervisorctl } from '../../stack/supervisor';
 import { PlayTickSink } from '../../workers/sink/sink';
 import { SuppressionList } from '../../workers/sink/suppressions';
@@ -116,12 +116,9 @@ describe('outages', () => {
       await supervisorctl(ctx, 'start', 'clickhouse');
       await send(200);
       await until('every tick in ClickHouse', async () => {
-        const [row] = await (
-          await ch.query({ query: 'SELECT uniqExact(event_id) AS n FROM play_ticks', format: 'JSONEachRow' })
-        ).json<{ n: string }>();
-        if (process.env.CADENZA_FAULT_DEBUG)
-          process.stderr.write(`in ClickHouse ${row?.n} of ${sent.length}\n`);
-        return Number(row?.n) === sent.length ? true : undefined;
+        const n = await distinctTicks(ch);
+        if (process.env.CADENZA_FAULT_DEBUG) process.stderr.write(`in ClickHouse ${n} of ${sent.length}\n`);
+        return n === sent.length ? true : undefined;
       });
     } finally {
       await sink.stop();

@@ -8,7 +8,7 @@ import { createClickHouse } from '../../lib/clients/clickhouse';
 import type { Config } from '../../lib/config';
 import { runFleet } from '../../lib/load/fleet';
 import { PlayTickProducer } from '../../lib/play-tick-producer';
-import { scratchTickPipeline, type TickPipeline } from '../helpers/tick-pipeline';
+import { distinctTicks, scratchTickPipeline, type TickPipeline } from '../helpers/tick-pipeline';
 import { testApp, tokenFor, withTempIssuer } from '../helpers/api';
 
 /**
@@ -77,14 +77,7 @@ describe('sink crashes under load', () => {
     await db?.drop();
   });
 
-  const distinct = async () =>
-    Number(
-      (
-        await (
-          await ch.query({ query: 'SELECT uniqExact(event_id) AS n FROM play_ticks', format: 'JSONEachRow' })
-        ).json<{ n: string }>()
-      )[0]?.n,
-    );
+  const distinct = () => distinctTicks(ch);
 
   it(`loses nothing and counts nothing twice across ${KILLS} kill -9s`, async () => {
     const token = await tokenFor(issuerConfig, 'svc-fault', ['service']);

@@ -7,7 +7,7 @@ import { createPostgresPool } from '../../lib/clients/postgres';
 import { PlayTickProducer } from '../../lib/play-tick-producer';
 import { PlayTickSink } from '../../workers/sink/sink';
 import { SuppressionList } from '../../workers/sink/suppressions';
-import { scratchTickPipeline, type TickPipeline } from '../helpers/tick-pipeline';
+import { distinctTicks, scratchTickPipeline, type TickPipeline } from '../helpers/tick-pipeline';
 import { aTick } from '../helpers/ticks';
 
 /**
@@ -65,14 +65,7 @@ describe('sink rebalances and graceful stop', () => {
   };
   const rows = async (registry: Registry) =>
     (await registry.getSingleMetric('cadenza_sink_rows_total')?.get())?.values[0]?.value ?? 0;
-  const distinct = async () =>
-    Number(
-      (
-        await (
-          await ch.query({ query: 'SELECT uniqExact(event_id) AS n FROM play_ticks', format: 'JSONEachRow' })
-        ).json<{ n: string }>()
-      )[0]?.n,
-    );
+  const distinct = () => distinctTicks(ch);
   async function until(what: string, ok: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
     for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
       if (await ok()) return;
