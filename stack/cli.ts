@@ -136,9 +136,13 @@ async function up(ctx: StackContext, withApp: boolean, only: string[]): Promise<
   say(`stack up in ${seconds(Date.now() - started)}`);
 }
 
+/**
+ * (Re)starts Cadenza's own processes, so `npm run up` after a change runs the new code (a sink from
+ * before a record-format change would not read the API's new records). Each stops gracefully first.
+ */
 async function startApp(ctx: StackContext): Promise<void> {
   const names = Object.keys(appPrograms(ctx));
-  await supervisorctl(ctx, 'start', ...names).catch(() => undefined);
+  await supervisorctl(ctx, 'restart', ...names).catch(() => undefined);
   const app = Object.entries(appPrograms(ctx));
   for (const [name, p] of app) {
     const result = await waitUntil(p.ready, 60_000, async () =>
