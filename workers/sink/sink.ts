@@ -154,6 +154,8 @@ export class PlayTickSink {
    */
   async stop(): Promise<void> {
     this.draining = true;
+    clearTimeout(this.pumpTimer);
+    this.pumpTimer = undefined;
     this.pump(); // rows waiting for the insert interval go now
     if (this.consumer) {
       this.consumer.pause([{ topic: this.topics.ticks }]);
@@ -277,11 +279,11 @@ export class PlayTickSink {
   }
 
   /**
-   * Rows join the next insert, which starts as soon as fewer than `insertsInFlight` inserts are running:
-   * the rows of every partition that arrived meanwhile go to ClickHouse together. Few large inserts,
-   * not one per partition batch: each insert is a new part in the table and in each rollup, and merging
-   * many small parts was most of ClickHouse's CPU under load. When the sink keeps up, an insert starts
-   * at once (latency); when ClickHouse is the slower, inserts grow instead of queueing.
+   * Rows join the next insert, which starts once fewer than `insertsInFlight` inserts are running and
+   * `insertIntervalMs` has passed since the last one started: the rows of every partition that arrived
+   * meanwhile go to ClickHouse together. Few large inserts, not one per partition batch: each insert is a
+   * new part in the table and in each rollup, and merging many small parts was most of ClickHouse's CPU
+   * under load. When ClickHouse is the slower, inserts grow instead of queueing.
    */
   private insert(rows: Uint8Array[], bytes: number, heartbeat: () => Promise<void>): Promise<void> {
     const next = (this.next ??= { rows: [], bytes: 0, ...withResolvers() });
