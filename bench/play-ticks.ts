@@ -209,6 +209,7 @@ async function main(): Promise<void> {
 
 /** Where the load goes: an API, the sink that drains its ticks, and the ClickHouse they land in. */
 interface Target {
+  pipeline: 'stack' | 'own';
   url: string;
   sinkPort: number;
   clickhouse: Config['clickhouse'];
@@ -222,7 +223,13 @@ async function runningPipeline(cfg: Config): Promise<Target> {
     throw new Error(`no API at ${url}: start it with npm run up`);
   if (Number.isNaN(await sinkRows(cfg.sink.healthPort).catch(() => NaN)))
     throw new Error('no sink metrics: start it with npm run up');
-  return { url, sinkPort: cfg.sink.healthPort, clickhouse: cfg.clickhouse, stop: async () => undefined };
+  return {
+    pipeline: 'stack',
+    url,
+    sinkPort: cfg.sink.healthPort,
+    clickhouse: cfg.clickhouse,
+    stop: async () => undefined,
+  };
 }
 
 /**
@@ -289,7 +296,7 @@ async function ownPipeline(cfg: Config): Promise<Target> {
     await stop();
     throw err;
   }
-  return { url, sinkPort: ports.sink, clickhouse: pipe.config.clickhouse, stop };
+  return { pipeline: 'own', url, sinkPort: ports.sink, clickhouse: pipe.config.clickhouse, stop };
 }
 
 async function endToEnd(cfg: Config, target: Target, rate: number, duration: number): Promise<void> {
@@ -373,7 +380,7 @@ async function endToEnd(cfg: Config, target: Target, rate: number, duration: num
   const e2e = report.accepted / loadSeconds;
   const sinkUnderLoad = (rowsAfter - rowsBefore) / sinkSeconds;
   summary('play-ticks', {
-    pipeline: target.url.endsWith(`:${cfg.api.port}`) ? 'stack' : 'own',
+    pipeline: target.pipeline,
     offered_rate_per_s: rate,
     accepted: report.accepted,
     failed_requests: report.failedRequests,

@@ -1,4 +1,4 @@
-import { TICK_FIELDS, type PlayTick } from './play-ticks';
+import { isUuid, TICK_FIELDS, type PlayTick } from './play-ticks';
 
 /**
  * Play-ticks as ClickHouse RowBinary rows: the record format from the API to the sink.
@@ -33,26 +33,24 @@ const MAX_POSITION_MS = 86_400_000;
 /** Largest row: the fixed part, a two-byte length, the longest device_id, position and time. */
 const MAX_ROW = FIXED + 2 + MAX_DEVICE + 8;
 
-const NIBBLE = new Int8Array(128).fill(-1);
+/** A hex digit's value (either case); only read for characters `isUuid` accepted. */
+const NIBBLE = new Uint8Array(128);
 for (let i = 0; i < 10; i++) NIBBLE[48 + i] = i;
 for (let i = 0; i < 6; i++) NIBBLE[97 + i] = NIBBLE[65 + i] = 10 + i;
 /** Where each byte's two hex digits start in `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, most significant first. */
 const HEX_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
-const DASH_AT = [8, 13, 18, 23];
 
 /**
- * Writes a UUID's text as its 16 RowBinary bytes at `o`; false (and nothing defined written) when the text
- * is not a UUID. Each 8-byte half is little-endian, so text byte j lands at 7 - j (high) or 23 - j (low).
+ * Writes a UUID's text as its 16 RowBinary bytes at `o`; false (and nothing written) when the text is not
+ * a UUID by the tick validator's own check. Each 8-byte half is little-endian, so text byte j lands at
+ * 7 - j (high) or 23 - j (low).
  */
 export function writeUuid(b: Buffer, o: number, text: string): boolean {
-  if (text.length !== 36) return false;
-  for (const dash of DASH_AT) if (text.charCodeAt(dash) !== 45) return false;
+  if (!isUuid(text)) return false;
   for (let j = 0; j < 16; j++) {
     const at = HEX_AT[j] as number;
-    const hi = NIBBLE[text.charCodeAt(at)] ?? -1;
-    const lo = NIBBLE[text.charCodeAt(at + 1)] ?? -1;
-    if (hi < 0 || lo < 0) return false;
-    b[o + (j < 8 ? 7 - j : 23 - j)] = (hi << 4) | lo;
+    b[o + (j < 8 ? 7 - j : 23 - j)] =
+      ((NIBBLE[text.charCodeAt(at)] as number) << 4) | (NIBBLE[text.charCodeAt(at + 1)] as number);
   }
   return true;
 }
