@@ -20,8 +20,8 @@ const day = (d: Date) => d.toISOString().slice(0, 10);
 /** 1A (ClickHouse part): the top countries by plays since `from`. */
 export function topCountriesByPlays(from: Date, limit = 5): ChFragment {
   return ch`
-    SELECT country, uniqExactMerge(plays) AS plays
-    FROM track_daily
+    SELECT country, uniqExact(play_id) AS plays
+    FROM plays
     WHERE day >= toDate(${day(from)})
     GROUP BY country
     ORDER BY plays DESC, country
@@ -62,8 +62,8 @@ export function rapidSkips(userId: string, at: Date): ChFragment {
 export function retentionCohorts(from: Date): ChFragment {
   return ch`
     SELECT cohort_date, day AS activity_date, uniqExact(user_id) AS active_users
-    FROM (SELECT DISTINCT user_id, day FROM user_daily WHERE day >= toDate(${day(from)})) AS activity
-    ALL INNER JOIN (SELECT user_id, min(day) AS cohort_date FROM user_daily GROUP BY user_id) AS cohorts USING user_id
+    FROM (SELECT DISTINCT user_id, day FROM plays WHERE day >= toDate(${day(from)})) AS activity
+    ALL INNER JOIN (SELECT user_id, min(day) AS cohort_date FROM plays GROUP BY user_id) AS cohorts USING user_id
     WHERE cohort_date >= toDate(${day(from)})
     GROUP BY cohort_date, activity_date
     ORDER BY cohort_date, activity_date`;
@@ -78,7 +78,7 @@ export function campaignAttribution(): ChFragment {
       SELECT campaign_id, artist_id, track_id, day, plays, start_date, end_date
       FROM (
         SELECT track_id, day, plays, artist_id
-        FROM (SELECT track_id, day, uniqExactMerge(plays) AS plays FROM track_daily GROUP BY track_id, day) AS daily
+        FROM (SELECT track_id, day, uniqExact(play_id) AS plays FROM plays GROUP BY track_id, day) AS daily
         ALL INNER JOIN (SELECT track_id, artist_id FROM dim_tracks FINAL) AS tracks USING track_id
       ) AS track_days
       ALL INNER JOIN (
@@ -124,8 +124,8 @@ export function artistDailyPlays(artistId: string, from: Date, to: Date): ChFrag
   return ch`
     SELECT toString(day) AS day, country, sum(track_plays) AS plays
     FROM (
-      SELECT day, country, track_id, uniqExactMerge(plays) AS track_plays
-      FROM track_daily
+      SELECT day, country, track_id, uniqExact(play_id) AS track_plays
+      FROM plays
       WHERE day >= toDate(${day(from)}) AND day <= toDate(${day(to)})
         AND track_id IN (SELECT track_id FROM dim_tracks FINAL WHERE artist_id = toUUID(${artistId}))
       GROUP BY day, country, track_id
@@ -138,7 +138,7 @@ export function artistDailyPlays(artistId: string, from: Date, to: Date): ChFrag
 export function artistTotals(artistId: string, from: Date, to: Date): ChFragment {
   return ch`
     SELECT
-      (SELECT uniqExactMerge(listeners) FROM track_daily
+      (SELECT uniqExact(user_id) FROM plays
         WHERE day >= toDate(${day(from)}) AND day <= toDate(${day(to)})
           AND track_id IN (SELECT track_id FROM dim_tracks FINAL WHERE artist_id = toUUID(${artistId}))) AS unique_listeners,
       (SELECT count() FROM (

@@ -19,6 +19,8 @@ export interface FleetOptions {
   maxTicks?: number;
   users: number;
   tracks?: number;
+  /** The tracks' IDs, most popular first (default: `tracks` random ones). */
+  trackIds?: readonly string[];
   seed?: number;
   batch?: number;
   /** Requests in flight at once. */
@@ -62,7 +64,7 @@ const COUNTRIES = ['US', 'GB', 'DE', 'BR', 'MX', 'FR', 'IN', 'JP', 'ES', 'IT', '
 export async function runFleet(o: FleetOptions): Promise<FleetReport> {
   const r = new FastRandom(o.seed ?? 7);
   const users = Array.from({ length: o.users }, () => ({ id: r.uuid(), country: r.pick(COUNTRIES) }));
-  const tracks = Array.from({ length: o.tracks ?? 5000 }, () => r.uuid());
+  const tracks = o.trackIds ?? Array.from({ length: o.tracks ?? 5000 }, () => r.uuid());
   const trackZipf = new Zipf(tracks.length);
   const batch = o.batch ?? 500;
   const concurrency = o.concurrency ?? 8;
