@@ -20,6 +20,7 @@ import { Registry } from 'prom-client';
 import { createPostgresPool } from '../lib/clients/postgres';
 import { logger } from '../lib/logger';
 import { PlayTickProducer } from '../lib/play-tick-producer';
+import type { PlayTick } from '../lib/play-ticks';
 import { PlayTickSink } from '../workers/sink/sink';
 import { SuppressionList } from '../workers/sink/suppressions';
 import { summary } from './report';
@@ -57,7 +58,7 @@ async function sinkSettled(port: number): Promise<number> {
 }
 
 /**
- * The sink alone: a scratch topic preloaded with about a million ticks (as the API's producer writes
+ * The sink alone: a scratch topic preloaded with about 5 million ticks (as the API's producer writes
  * them), then a sink of the bench's own (same code and settings as the process) drains it into a
  * scratch ClickHouse database; rows/s from its first row to its last.
  */
@@ -67,9 +68,19 @@ async function sinkOnlyRowsPerS(cfg: Config): Promise<number> {
   const clickhouse = createClickHouse(pipe.config.clickhouse);
   try {
     const producer = new PlayTickProducer(pipe.kafka, 120_000, pipe.topics.ticks);
-    const opts = { scale: 'small' as const, seed: 11, now: new Date(), plays: 80_000 };
-    const ticks = [...generateTicks(generateDataset(opts), opts)];
-    for (let i = 0; i < ticks.length; i += 20_000) await producer.publish(ticks.slice(i, i + 20_000));
+    const opts = { scale: 'small' as const, seed: 11, now: new Date(), plays: 200_000 };
+    let produced = 0;
+    let chunk: PlayTick[] = [];
+    for (const t of generateTicks(generateDataset(opts), opts)) {
+      chunk.push(t);
+      if (chunk.length === 20_000) {
+        await producer.publish(chunk);
+        produced += chunk.length;
+        chunk = [];
+      }
+    }
+    await producer.publish(chunk);
+    produced += chunk.length;
     await producer.close();
     const suppressions = new SuppressionList(pool);
     await suppressions.start();
@@ -87,7 +98,7 @@ async function sinkOnlyRowsPerS(cfg: Config): Promise<number> {
     await sink.start();
     let first = 0;
     const deadline = Date.now() + 300_000;
-    while ((await rows()) < ticks.length && Date.now() < deadline) {
+    while ((await rows()) < produced && Date.now() < deadline) {
       if (!first && (await rows()) > 0) first = performance.now();
       await new Promise((r) => setTimeout(r, 20));
     }

@@ -12,8 +12,18 @@ import { ROW_COLUMNS } from '../../lib/play-tick-rows';
 import { convertRecords, type Converted } from './convert';
 import type { SuppressionList } from './suppressions';
 
-/** Rows read but not yet in ClickHouse, at most (beyond this the sink stops fetching until inserts finish). */
-const MAX_UNFINISHED_BYTES = 64 * 1024 * 1024;
+/**
+ * Rows read but not yet in ClickHouse, at most (beyond this the sink stops fetching until inserts finish).
+ * It must hold the rows of the inserts running and of the next: at 64 MB (about 800k rows) the fetches
+ * waited on the inserts and the sink and ClickHouse took turns, draining 0.85–0.96M rows/s; at 256 MB,
+ * 1.28–1.42M (bench:play-ticks --sink-only, docs/BENCHMARKS.md).
+ */
+const MAX_UNFINISHED_BYTES = 256 * 1024 * 1024;
+/**
+ * A fetch's bytes per partition, at most: measured, 8 MB drained 1.40–1.42M rows/s, 16 MB 1.28–1.33M and
+ * 4 MB 1.33–1.38M. Smaller responses reach the sink sooner, so its batches overlap the inserts more.
+ */
+const FETCH_BYTES_PER_PARTITION = 8 * 1024 * 1024;
 /** A graceful stop waits this long for unfinished batches before leaving them to be read again. */
 const STOP_DRAIN_MS = 15_000;
 
@@ -134,7 +144,7 @@ export class PlayTickSink {
       groupId: this.opts.groupId,
       minBytes: this.opts.minBatchBytes,
       maxWaitTimeInMs: this.opts.maxWaitMs,
-      maxBytesPerPartition: 16 * 1024 * 1024,
+      maxBytesPerPartition: FETCH_BYTES_PER_PARTITION,
       sessionTimeout: 30_000,
       heartbeatInterval: 3000,
     });
