@@ -29,14 +29,18 @@ describe('play-tick rows', () => {
     expect(() => userKey('nope')).toThrow(RangeError);
   });
 
-  it('checks UUIDs by character exactly as the 8-4-4-4-12 hex pattern does', () => {
+  it('checks UUIDs (isUuid and writeUuid) exactly as the 8-4-4-4-12 hex pattern does', () => {
     const pattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
     const base = randomUUID();
     const alphabet = '0123456789abcdefABCDEFgG-_ zé\u0000\u0130';
     const candidates = [base, base.toUpperCase(), '', base.slice(1), `${base}0`, base.replaceAll('-', '')];
     for (let i = 0; i < 36; i++)
       for (const c of alphabet) candidates.push(base.slice(0, i) + c + base.slice(i + 1));
-    for (const c of candidates) expect([c, isUuid(c)]).toEqual([c, pattern.test(c)]);
+    const b = Buffer.alloc(16);
+    for (const c of candidates) {
+      expect([c, isUuid(c)]).toEqual([c, pattern.test(c)]);
+      expect([c, writeUuid(b, 0, c)]).toEqual([c, pattern.test(c)]);
+    }
   });
 
   it('round-trips ticks, including device_ids of 1, 127 and 128 characters (a two-byte length)', () => {
