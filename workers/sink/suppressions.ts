@@ -34,10 +34,6 @@ export class SuppressionList {
     return users.size ? (key) => users.has(key) : null;
   }
 
-  get size(): number {
-    return this.users.size;
-  }
-
   async start(intervalMs = 15_000): Promise<void> {
     await this.refresh();
     this.timer = setInterval(() => void this.refresh().catch(() => undefined), intervalMs);
