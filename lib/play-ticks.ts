@@ -16,10 +16,10 @@ export interface PlayTick {
 
 /**
  * Each character code's hex digit value (0–15, either case) at the code's low byte, and 0xff for any other
- * low byte. Read as `HEX[c & 0xff] | ((c >> 8) << 4)`: a character above 0xff carries its high bits into
- * the result, so U+0130 is not read as '0'. A value of 16 or more is not a hex digit.
+ * low byte. Read through hexBits: a character above 0xff carries its high bits into the result, so U+0130
+ * is not read as '0'. A value of 16 or more is not a hex digit.
  */
-export const HEX = new Uint8Array(256).fill(0xff);
+const HEX = new Uint8Array(256).fill(0xff);
 for (let i = 0; i < 10; i++) HEX[48 + i] = i;
 for (let i = 0; i < 6; i++) HEX[97 + i] = HEX[65 + i] = 10 + i;
 
@@ -38,7 +38,8 @@ export function isUuid(s: string): boolean {
   for (let i = 24; i < 36; i++) bad |= hexBits(s.charCodeAt(i));
   return bad < 16;
 }
-const hexBits = (c: number) => (HEX[c & 0xff] as number) | ((c >> 8) << 4);
+/** A character code's hex digit value, or 16 or more when it is not a hex digit (see HEX). */
+export const hexBits = (c: number): number => (HEX[c & 0xff] as number) | ((c >> 8) << 4);
 
 /** 36 characters with dashes where a UUID has them. */
 export function uuidDashes(s: string): boolean {
