@@ -51,12 +51,22 @@ const variables = {
 
   CADENZA_OPENSEARCH_URL: url.default('http://127.0.0.1:9200'),
   CADENZA_OPENSEARCH_TRANSPORT_PORT: port.default(9300),
+  /** Prepended to every index and alias name: several deployments (or test runs) share one cluster. */
+  CADENZA_OPENSEARCH_INDEX_PREFIX: z
+    .string()
+    .regex(/^([a-z0-9][a-z0-9_-]{0,40})?$/, 'lower-case letters, digits, _ and -')
+    .default(''),
 
   CADENZA_MINIO_ENDPOINT: hostPort.default('127.0.0.1:9000'),
   CADENZA_MINIO_CONSOLE_PORT: port.default(9001),
   CADENZA_MINIO_ACCESS_KEY: z.string().min(3).default('cadenza'),
   CADENZA_MINIO_SECRET_KEY: z.string().min(8).default('cadenza-secret'),
   CADENZA_MINIO_USE_SSL: bool.default('false'),
+  /** Prepended to every bucket name: several deployments (or test runs) share one object store. */
+  CADENZA_MINIO_BUCKET_PREFIX: z
+    .string()
+    .regex(/^([a-z0-9][a-z0-9-]{0,30})?$/, 'lower-case letters, digits and -')
+    .default(''),
 
   CADENZA_API_HOST: z.string().min(1).default('127.0.0.1'),
   CADENZA_API_PORT: port.default(3000),
@@ -200,6 +210,7 @@ function build(env: Env) {
       host: opensearch.hostname,
       port: Number(opensearch.port || 80),
       transportPort: env.CADENZA_OPENSEARCH_TRANSPORT_PORT,
+      indexPrefix: env.CADENZA_OPENSEARCH_INDEX_PREFIX,
     },
     minio: {
       endPoint: minio.host,
@@ -208,6 +219,7 @@ function build(env: Env) {
       accessKey: env.CADENZA_MINIO_ACCESS_KEY,
       secretKey: env.CADENZA_MINIO_SECRET_KEY,
       useSSL: env.CADENZA_MINIO_USE_SSL,
+      bucketPrefix: env.CADENZA_MINIO_BUCKET_PREFIX,
     },
     api: {
       host: env.CADENZA_API_HOST,

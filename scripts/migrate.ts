@@ -20,11 +20,11 @@ async function main(): Promise<void> {
   report('clickhouse', await migrateClickHouse(cfg.clickhouse));
   const opensearch = createOpenSearch(cfg.opensearch);
   try {
-    report('opensearch', await migrateOpenSearch(opensearch));
+    report('opensearch', await migrateOpenSearch(opensearch, 1, cfg.opensearch.indexPrefix));
   } finally {
     await opensearch.close();
   }
-  report('minio', await migrateMinio(createMinio(cfg.minio)));
+  report('minio', await migrateMinio(createMinio(cfg.minio), { prefix: cfg.minio.bucketPrefix }));
   report('kafka', await migrateKafka(createKafka(cfg.kafka, 'cadenza-migrate')));
 }
 

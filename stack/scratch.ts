@@ -5,6 +5,10 @@ import { createClickHouse } from '../lib/clients/clickhouse';
 import { createKafka } from '../lib/clients/kafka';
 import { migrateClickHouse } from '../lib/migrate/clickhouse';
 import { migratePostgres } from '../lib/migrate/postgres';
+import { createMinio } from '../lib/clients/minio';
+import { createOpenSearch } from '../lib/clients/opensearch';
+import { BUCKETS, LOCKED_BUCKETS, bucketName, migrateMinio } from '../lib/migrate/minio';
+import { migrateOpenSearch } from '../lib/migrate/opensearch';
 import { createPostgresPool } from '../lib/clients/postgres';
 import { ch, ident } from '../lib/clickhouse-sql';
 import type { Config } from '../lib/config';
@@ -82,6 +86,47 @@ export async function scratchTickPipeline(
       await a.deleteTopics({ topics: [topics.ticks, topics.dlq] }).catch(() => undefined);
       await a.disconnect();
       await db.drop();
+    },
+  };
+}
+
+/**
+ * Throw-away search indices and buckets for a test file: the config gets a fresh index and bucket prefix,
+ * both stores are migrated under it (locked buckets keep their objects one day), and drop() removes the
+ * indices and every bucket it can (a write-once bucket that holds objects stays until its lock ends).
+ */
+export async function scratchSearchAndObjects(
+  base: Config,
+): Promise<{ config: Config; drop: () => Promise<void> }> {
+  const prefix = `t${randomBytes(4).toString('hex')}-`;
+  const config: Config = {
+    ...base,
+    opensearch: { ...base.opensearch, indexPrefix: prefix },
+    minio: { ...base.minio, bucketPrefix: prefix },
+  };
+  const os = createOpenSearch(config.opensearch);
+  const minio = createMinio(config.minio);
+  await migrateOpenSearch(os, 1, prefix);
+  await migrateMinio(minio, { prefix, lockDays: 1 });
+  return {
+    config,
+    drop: async () => {
+      await os.indices.delete({ index: `${prefix}*` }).catch(() => undefined);
+      const templates = await os.indices.getIndexTemplate({ name: `cadenza-${prefix}*` }).catch(() => null);
+      for (const t of (templates?.body?.index_templates ?? []) as { name: string }[]) {
+        await os.indices.deleteIndexTemplate({ name: t.name }).catch(() => undefined);
+      }
+      await os.close();
+      for (const bucket of BUCKETS) {
+        if (LOCKED_BUCKETS.includes(bucket)) continue;
+        const name = bucketName(bucket, prefix);
+        const keys: string[] = [];
+        for await (const o of minio.listObjectsV2(name, '', true) as AsyncIterable<{ name?: string }>) {
+          if (o.name) keys.push(o.name);
+        }
+        if (keys.length) await minio.removeObjects(name, keys);
+        await minio.removeBucket(name).catch(() => undefined);
+      }
     },
   };
 }

@@ -22,14 +22,17 @@ export function searchMapping(version = 1): MappingFile {
   ) as MappingFile;
 }
 
-export const versionedIndex = (name: SearchIndex, version: number) => `${name}-v${version}`;
+export const versionedIndex = (name: SearchIndex, version: number, prefix = '') =>
+  `${prefix}${name}-v${version}`;
+/** The alias every reader and writer uses (config CADENZA_OPENSEARCH_INDEX_PREFIX first). */
+export const indexAlias = (name: SearchIndex, prefix = '') => `${prefix}${name}`;
 
 /** Puts the index templates, and creates each versioned index with its alias where the alias is missing. */
-export async function migrateOpenSearch(client: Client, version = 1): Promise<string[]> {
+export async function migrateOpenSearch(client: Client, version = 1, prefix = ''): Promise<string[]> {
   const mapping = searchMapping(version);
   const created: string[] = [];
   for (const name of SEARCH_INDICES) {
-    const index = versionedIndex(name, version);
+    const index = versionedIndex(name, version, prefix);
     await client.indices.putIndexTemplate({
       name: `cadenza-${index}`,
       body: {
@@ -39,12 +42,13 @@ export async function migrateOpenSearch(client: Client, version = 1): Promise<st
         template: { settings: mapping.settings, mappings: mapping.indices[name] },
       },
     });
-    const { body: aliasExists } = await client.indices.existsAlias({ name });
+    const alias = indexAlias(name, prefix);
+    const { body: aliasExists } = await client.indices.existsAlias({ name: alias });
     if (aliasExists) continue;
     const { body: indexExists } = await client.indices.exists({ index });
     if (!indexExists) await client.indices.create({ index });
-    await client.indices.putAlias({ index, name });
-    created.push(`${name} → ${index}`);
+    await client.indices.putAlias({ index, name: alias });
+    created.push(`${alias} → ${index}`);
   }
   return created;
 }

@@ -4,19 +4,15 @@ import { run, type StackContext } from '../context';
 import { goInstall } from '../provision';
 import { httpProbe } from '../probes';
 import type { ServiceDef } from './types';
+import { SEARCH_ATTRIBUTE_TYPES } from '../../workflows/search-attributes';
 
 /** Later tags of the CLI carry a `replace` directive and cannot be go-installed (DESIGN §3). */
 export const TEMPORAL_CLI = { module: 'github.com/temporalio/cli/cmd/temporal', version: 'v1.5.1' };
 
-/** Search attributes that make Cadenza's runs findable in the Web UI (DESIGN §2). */
-export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'Int' | 'Datetime' | 'Text' | 'Bool' | 'Double'> =
-  {
-    CadenzaUserId: 'Keyword',
-    CadenzaMonth: 'Keyword',
-    CadenzaTrackId: 'Keyword',
-    CadenzaSubscriptionId: 'Keyword',
-    CadenzaRequestId: 'Keyword',
-  };
+/** Search attributes that make Cadenza's runs findable in the Web UI (DESIGN §2): the one list. */
+export const SEARCH_ATTRIBUTES = SEARCH_ATTRIBUTE_TYPES;
+/** The namespaces the dev server serves: the configured one (the demo's) and the tests'. */
+export const TEST_NAMESPACE = 'cadenza-test';
 
 /**
  * The dev server re-reads the search-attribute map from SQLite on every request that touches one
@@ -54,7 +50,7 @@ export const temporal: ServiceDef = {
         '--sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=off',
         ...DEV_SERVER_TUNING,
         // A second namespace keeps test runs apart from the demo's worker.
-        `--namespace ${t.namespace} --namespace cadenza-test`,
+        `--namespace ${t.namespace} --namespace ${TEST_NAMESPACE}`,
         ...attrs,
         '--log-level warn',
       ].join(' '),
@@ -69,6 +65,32 @@ export const temporal: ServiceDef = {
       ctx.config.temporal.address,
     ]);
     await httpProbe(ctx.config.temporal.uiUrl);
+    // A server whose database predates an attribute registers it now (start-dev only adds them at creation).
+    for (const namespace of [ctx.config.temporal.namespace, TEST_NAMESPACE]) {
+      const listed = await run('temporal', cli(ctx), [
+        'operator',
+        'search-attribute',
+        'list',
+        '--namespace',
+        namespace,
+        '--address',
+        ctx.config.temporal.address,
+        '-o',
+        'json',
+      ]);
+      const missing = Object.entries(SEARCH_ATTRIBUTES).filter(([name]) => !listed.includes(`"${name}"`));
+      if (missing.length === 0) continue;
+      await run('temporal', cli(ctx), [
+        'operator',
+        'search-attribute',
+        'create',
+        '--namespace',
+        namespace,
+        '--address',
+        ctx.config.temporal.address,
+        ...missing.flatMap(([name, type]) => ['--name', name, '--type', type]),
+      ]);
+    }
   },
   readyTimeoutMs: 60_000,
   url: (ctx) => ctx.config.temporal.uiUrl,

@@ -9,9 +9,15 @@ import { loadConfig, type Config } from '../../lib/config';
 import { stackContext, testServerLauncher } from '../../stack/context';
 import { WORKFLOW_INTERCEPTORS } from '../../workers/interceptors';
 
-/** Tests use their own Temporal namespace, apart from the demo worker started by npm run up. */
+/**
+ * Tests use their own Temporal namespace, apart from the demo worker started by npm run up
+ * (CADENZA_TEST_NAMESPACE names another registered one, so two test runs on one server keep apart).
+ */
 export function testConfig(): Config {
-  return loadConfig({ ...process.env, CADENZA_TEMPORAL_NAMESPACE: 'cadenza-test' });
+  return loadConfig({
+    ...process.env,
+    CADENZA_TEMPORAL_NAMESPACE: process.env.CADENZA_TEST_NAMESPACE ?? 'cadenza-test',
+  });
 }
 
 /** The time-skipping test server from Maven, never a download (DESIGN §3). */

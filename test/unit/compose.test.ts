@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { configVariables, loadConfig } from '../../lib/config';
+import { SEARCH_ATTRIBUTE_TYPES } from '../../workflows/search-attributes';
 
 /** The compose file cannot run here (no Docker engine): it is checked statically against the config. */
 interface Service {
@@ -80,6 +81,12 @@ describe('temporal/docker-compose.yml', () => {
     const sandbox = compose.services['payments-sandbox'];
     expect(sandbox?.command).toEqual(['npx', 'tsx', 'sandbox/payments/main.ts']);
     expect(loadConfig(sandbox?.environment ?? {}).payments.sandbox.port).toBe(worker.payments.sandbox.port);
+  });
+
+  it('registers the same search attributes as the native stack, from the one list', () => {
+    const setup = (compose.services['temporal-setup']?.command ?? []).join(' ');
+    const named = [...setup.matchAll(/--name (\w+) --type (\w+)/g)].map(([, n, t]) => [n, t]);
+    expect(Object.fromEntries(named)).toEqual(SEARCH_ATTRIBUTE_TYPES);
   });
 
   it('publishes each service on the same host port as the native stack', () => {
