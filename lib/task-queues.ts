@@ -1,3 +1,3 @@
 /** Cadenza's task queues, one per business subsystem; workers serve all by default, or some by config. */
-export const TASK_QUEUES = ['catalog', 'billing', 'royalties', 'compliance', 'maintenance'] as const;
+export const TASK_QUEUES = ['catalog', 'billing', 'royalties', 'compliance', 'ops'] as const;
 export type TaskQueue = (typeof TASK_QUEUES)[number];

@@ -14,7 +14,7 @@ import {
   changePlan,
   paymentMethodUpdated,
   subscriptionState,
-} from '../workflows/billing/subscription';
+} from '../workflows/billing/contract';
 import { fakeBilling, type Script } from '../test/helpers/billing-fakes';
 
 /**
@@ -116,7 +116,7 @@ async function main(): Promise<void> {
     const billing = fakeBilling();
     const maintenance = await Worker.create({
       connection: env.nativeConnection,
-      taskQueue: 'maintenance',
+      taskQueue: 'ops',
       workflowBundle,
       activities: {
         pong: async (token: string) => ({ answeredBy: `maintenance/${token.length}`, attempt: 1 }),
@@ -137,7 +137,7 @@ async function main(): Promise<void> {
         'ping-with-timer': { token: 'replay', delay: '3 days' as const },
       })) {
         const handle = await env.client.workflow.start(ping, {
-          taskQueue: 'maintenance',
+          taskQueue: 'ops',
           workflowId: `record-${name}`,
           args: [input],
         });

@@ -28,7 +28,7 @@ import {
   paymentMethodUpdated,
   subscriptionState,
   type SubscriptionView,
-} from '../../workflows/billing/subscription';
+} from '../../workflows/billing/contract';
 import { idempotencyKey, startOnce } from '../lib/start';
 import { IdempotencyHeaders, Problem } from '../schemas';
 

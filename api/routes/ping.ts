@@ -34,7 +34,7 @@ export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async
       const key = idempotencyKey(request.headers['idempotency-key']) ?? randomUUID();
       const started = await startOnce<typeof ping>(temporal, 'ping', {
         workflowId: `ping-${key}`,
-        taskQueue: 'maintenance',
+        taskQueue: 'ops',
         args: [
           {
             token: request.body.token,

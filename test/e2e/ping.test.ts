@@ -23,7 +23,7 @@ describe('ping end to end', () => {
     worker = await Worker.create({
       connection: await NativeConnection.connect({ address: cfg.temporal.address }),
       namespace: cfg.temporal.namespace,
-      taskQueue: 'maintenance',
+      taskQueue: 'ops',
       workflowBundle: await workflowBundle(),
       sinks: workflowSinks(),
       activities: createActivities(),
@@ -66,8 +66,8 @@ describe('ping end to end', () => {
     expect(res.headers.location).toBe(started.statusUrl);
 
     const done = await waitForStatus(started.workflowId, 'COMPLETED');
-    expect(done).toMatchObject({ type: 'ping', taskQueue: 'maintenance', runId: started.runId });
-    expect(done.result).toEqual({ token: 'hello', answeredBy: 'maintenance/5', activityAttempt: 1 });
+    expect(done).toMatchObject({ type: 'ping', taskQueue: 'ops', runId: started.runId });
+    expect(done.result).toEqual({ token: 'hello', answeredBy: 'ops/5', activityAttempt: 1 });
 
     const list = await app.inject({
       method: 'GET',

@@ -17,7 +17,7 @@ function startWorkerProcess(): ChildProcess {
     env: {
       ...process.env,
       CADENZA_TEMPORAL_NAMESPACE: cfg.temporal.namespace,
-      CADENZA_WORKER_TASK_QUEUES: 'maintenance',
+      CADENZA_WORKER_TASK_QUEUES: 'ops',
       CADENZA_WORKER_HEALTH_PORT: '3911',
       CADENZA_WORKER_METRICS_PORT: '9911',
       CADENZA_LOG_LEVEL: 'warn',
@@ -55,7 +55,7 @@ describe('worker graceful shutdown', () => {
     );
 
     const handle = await client.workflow.start(ping, {
-      taskQueue: 'maintenance',
+      taskQueue: 'ops',
       workflowId: `ping-shutdown-${randomUUID()}`,
       args: [{ token: 'graceful', workMs: 4000 }],
     });
@@ -73,13 +73,13 @@ describe('worker graceful shutdown', () => {
     const worker = await Worker.create({
       connection: await NativeConnection.connect({ address: cfg.temporal.address }),
       namespace: cfg.temporal.namespace,
-      taskQueue: 'maintenance',
+      taskQueue: 'ops',
       workflowBundle: await workflowBundle(),
       sinks: workflowSinks(),
       activities: createActivities(),
     });
     const result = await worker.runUntil(handle.result());
     // attempt 1: the activity completed during the grace period, and was not retried on the new worker.
-    expect(result).toEqual({ token: 'graceful', answeredBy: 'maintenance/8', activityAttempt: 1 });
+    expect(result).toEqual({ token: 'graceful', answeredBy: 'ops/8', activityAttempt: 1 });
   }, 120_000);
 });

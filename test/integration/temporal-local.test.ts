@@ -19,18 +19,18 @@ describe('Temporal dev server through TestWorkflowEnvironment.createLocal', () =
   it('runs ping on a real worker with the real activity', async () => {
     const worker = await Worker.create({
       connection: env.nativeConnection,
-      taskQueue: 'maintenance',
+      taskQueue: 'ops',
       workflowBundle: await workflowBundle(),
       sinks: workflowSinks(),
       activities: createActivities(),
     });
     const result = await worker.runUntil(
       env.client.workflow.execute(ping, {
-        taskQueue: 'maintenance',
+        taskQueue: 'ops',
         workflowId: 'ping-local',
         args: [{ token: 'local', delay: '1s' }],
       }),
     );
-    expect(result).toEqual({ token: 'local', answeredBy: 'maintenance/5', activityAttempt: 1 });
+    expect(result).toEqual({ token: 'local', answeredBy: 'ops/5', activityAttempt: 1 });
   }, 60_000);
 });

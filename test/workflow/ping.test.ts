@@ -16,7 +16,7 @@ describe('ping workflow (time-skipping test server, offline)', () => {
     const calls: string[] = [];
     const worker = await Worker.create({
       connection: env.nativeConnection,
-      taskQueue: 'maintenance',
+      taskQueue: 'ops',
       workflowBundle: await workflowBundle(),
       sinks: workflowSinks(),
       activities: {
@@ -29,7 +29,7 @@ describe('ping workflow (time-skipping test server, offline)', () => {
     const result = await worker.runUntil(async () => {
       const before = await env.currentTimeMs();
       const out = await env.client.workflow.execute(ping, {
-        taskQueue: 'maintenance',
+        taskQueue: 'ops',
         workflowId: 'ping-30-days',
         args: [{ token: 't-1', delay: '30 days' }],
       });

@@ -9,7 +9,7 @@ import {
   paymentMethodUpdated,
   subscriptionState,
   type NewSubscription,
-} from '../../workflows/billing/subscription';
+} from '../../workflows/billing/contract';
 import { addSpan } from '../../lib/billing/terms';
 import { fakeBilling } from '../helpers/billing-fakes';
 import { timeSkippingEnv, workflowBundle, workflowSinks } from '../helpers/env';

@@ -28,14 +28,14 @@ describe('tracing', () => {
     });
     const worker = await Worker.create({
       connection: env.nativeConnection,
-      taskQueue: 'maintenance',
+      taskQueue: 'ops',
       workflowBundle: await workflowBundle(),
       activities: { pong: async () => ({ answeredBy: 'traced', attempt: 1 }) },
       ...tracingWorkerOptions(tracing),
     });
     await worker.runUntil(
       client.workflow.execute(ping, {
-        taskQueue: 'maintenance',
+        taskQueue: 'ops',
         workflowId: 'ping-traced',
         args: [{ token: 't' }],
       }),

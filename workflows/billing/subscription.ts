@@ -4,8 +4,6 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  defineQuery,
-  defineUpdate,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -22,6 +20,18 @@ import {
   type SubscriptionStatus,
 } from '../../lib/billing/terms';
 import type { ChargeResult } from '../../lib/payments/provider';
+import {
+  BillingFailure,
+  cancelSubscription,
+  changePlan,
+  paymentMethodUpdated,
+  subscriptionState,
+  type PlanChangeResult,
+  type SubscriptionEnd,
+  type SubscriptionInput,
+  type SubscriptionState,
+  type SubscriptionView,
+} from './contract';
 
 /**
  * One long-lived workflow per subscription (ID `subscription-<id>`, queue `billing`):
@@ -72,84 +82,9 @@ const chargeThroughProvider = (
  */
 export const CODE_VERSION = 4;
 
-export interface NewSubscription {
-  subscriptionId: string;
-  userId: string;
-  plan: string;
-  paymentMethodId: string;
-  /** Overrides the plan's trial; 0 charges at once. */
-  trialDays?: number;
-  /** An imported subscriber, already paid (elsewhere) until this instant: active, first charge then. */
-  paidThrough?: string;
-  /** The plan's terms as quoted when the subscription was made; without them the run quotes the plan. */
-  terms?: PlanTerms;
-}
-
-/** What a run hands the next one at continue-as-new. */
-export interface SubscriptionState {
-  subscriptionId: string;
-  userId: string;
-  paymentMethodId: string;
-  terms: PlanTerms;
-  /** A downgrade waiting for the next period. */
-  pendingPlan: PlanTerms | null;
-  status: SubscriptionStatus;
-  /** Start of paid period 1; period n is [anchor + (n-1) periods, anchor + n periods). Period 0 is the trial. */
-  anchor: number;
-  periodIndex: number;
-  periodStart: number;
-  periodEnd: number;
-  cancelAtPeriodEnd: boolean;
-  version: number;
-  /** The CODE_VERSION of the code that continued this run (absent: older code). */
-  codeVersion?: number;
-}
-
-export type SubscriptionInput = { start: NewSubscription } | { state: SubscriptionState };
-
-export interface SubscriptionView {
-  subscriptionId: string;
-  userId: string;
-  status: SubscriptionStatus | 'pending';
-  plan: string | null;
-  priceMinor: number | null;
-  currency: string | null;
-  pendingPlan: string | null;
-  periodIndex: number;
-  periodStart: string | null;
-  periodEnd: string | null;
-  cancelAtPeriodEnd: boolean;
-  nextChargeAt: string | null;
-  nextChargeMinor: number | null;
-  graceUntil: string | null;
-  lastDeclineCode: string | null;
-  paymentMethodId: string;
-}
-
-export interface PlanChangeResult {
-  plan: string;
-  effective: 'now' | 'next_period';
-  effectiveAt: string;
-  prorationMinor: number;
-  subscription: SubscriptionView;
-}
-
-export interface SubscriptionEnd {
-  subscriptionId: string;
-  status: 'expired' | 'canceled';
-  reason: string;
-}
-
-export const subscriptionState = defineQuery<SubscriptionView>('state');
-export const cancelSubscription = defineUpdate<SubscriptionView, [{ atPeriodEnd: boolean }]>('cancel');
-export const changePlan = defineUpdate<PlanChangeResult, [{ plan: string }]>('changePlan');
-export const paymentMethodUpdated = defineUpdate<SubscriptionView, [{ paymentMethodId: string }]>(
-  'paymentMethodUpdated',
-);
-
 const iso = (ms: number | null | undefined) =>
   ms === null || ms === undefined ? null : new Date(ms).toISOString();
-const refuse = (type: string, message: string) =>
+const refuse = (type: BillingFailure, message: string) =>
   ApplicationFailure.create({ type, message, nonRetryable: true });
 
 /** Runs handlers and the renewal one at a time, in arrival order (a deterministic promise chain). */
@@ -366,8 +301,13 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
   }
 
   function live(): SubscriptionState {
-    if (ended) throw refuse('SubscriptionEnded', `The subscription is ${ended.status}: ${ended.reason}`);
-    if (!s) throw refuse('SubscriptionStarting', 'The subscription is still starting; try again in a moment');
+    if (ended)
+      throw refuse(BillingFailure.SubscriptionEnded, `The subscription is ${ended.status}: ${ended.reason}`);
+    if (!s)
+      throw refuse(
+        BillingFailure.SubscriptionStarting,
+        'The subscription is still starting; try again in a moment',
+      );
     return s;
   }
 
@@ -406,7 +346,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
         const st = live();
         if (st.status === 'past_due') {
           throw refuse(
-            'PastDue',
+            BillingFailure.PastDue,
             'The subscription is past due: update the payment method before changing plan',
           );
         }
@@ -415,11 +355,11 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
           terms = await quotePlan(plan);
         } catch (err) {
           const cause = err instanceof ActivityFailure ? err.cause : err;
-          throw refuse('UnknownPlan', cause instanceof Error ? cause.message : String(cause));
+          throw refuse(BillingFailure.UnknownPlan, cause instanceof Error ? cause.message : String(cause));
         }
         if (terms.currency !== st.terms.currency || !sameSpan(terms.period, st.terms.period)) {
           throw refuse(
-            'IncompatiblePlan',
+            BillingFailure.IncompatiblePlan,
             `Plan ${plan} bills in another currency or period; cancel and subscribe to it instead`,
           );
         }
@@ -432,7 +372,8 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
           subscription: view(),
         });
         if (plan === st.terms.plan) {
-          if (!st.pendingPlan) throw refuse('SamePlan', `The subscription is already on ${plan}`);
+          if (!st.pendingPlan)
+            throw refuse(BillingFailure.SamePlan, `The subscription is already on ${plan}`);
           st.pendingPlan = null; // keeping the current plan withdraws a scheduled downgrade
           await record(st, st.status, 'scheduled plan change withdrawn');
           return result('now');
@@ -479,7 +420,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
           if (paid.outcome === 'declined') {
             await record(st, st.status, `upgrade to ${plan} declined: ${paid.code}`, extra);
             throw refuse(
-              'PaymentDeclined',
+              BillingFailure.PaymentDeclined,
               `The upgrade charge was declined (${paid.code}); the plan is unchanged`,
             );
           }

@@ -1,27 +1,12 @@
 import { proxyActivities, sleep } from '@temporalio/workflow';
-import type { Duration } from '@temporalio/common';
 import type * as activities from '../../activities/ops/ping';
+import { PING_ACTIVITY_TIMEOUT_MS, type PingInput, type PingResult } from './contract';
 
 const { pong } = proxyActivities<typeof activities>({
-  startToCloseTimeout: '5 minutes',
+  startToCloseTimeout: PING_ACTIVITY_TIMEOUT_MS,
   heartbeatTimeout: '10 seconds',
   retry: { maximumAttempts: 5 },
 });
-
-export interface PingInput {
-  /** An opaque correlation value; never personal data (DESIGN §2). */
-  token: string;
-  /** Optional pause before answering, to prove timers (and time skipping) work. */
-  delay?: Duration;
-  /** Optional activity work time, to prove graceful worker shutdown. */
-  workMs?: number;
-}
-
-export interface PingResult {
-  token: string;
-  answeredBy: string;
-  activityAttempt: number;
-}
 
 /** Proves the frame end to end: API → Temporal → worker → activity → result. */
 export async function ping(input: PingInput): Promise<PingResult> {
