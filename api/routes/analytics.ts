@@ -2,7 +2,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { DatabasePool } from 'slonik';
-import { accountSharing, premiumUsersIn } from '../../lib/analytics/postgres';
+import { accountSharing, premiumUsersIn } from '../queries/analytics-postgres';
 import {
   artistDailyPlays,
   artistTotals,
@@ -11,7 +11,7 @@ import {
   rapidSkips,
   retentionCohorts,
   topCountriesByPlays,
-} from '../../lib/analytics/queries';
+} from '../queries/analytics';
 import type { ChFragment } from '../../lib/clickhouse-sql';
 import { ForbiddenError, ValidationError } from '../../lib/errors';
 import { withProblems } from '../schemas';

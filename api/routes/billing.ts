@@ -11,8 +11,8 @@ import { ApplicationFailure, defineSearchAttributeKey } from '@temporalio/common
 import type { FastifyRequest } from 'fastify';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import type { Principal } from '../../lib/auth/scopes';
-import type { PlanCatalog } from '../../lib/billing/plans';
+import type { Principal } from '../auth/scopes';
+import type { PlanCatalog } from '../../domain/billing/plans';
 import {
   ConflictError,
   ForbiddenError,
@@ -20,7 +20,7 @@ import {
   PaymentDeclinedError,
   ValidationError,
 } from '../../lib/errors';
-import { TEST_METHODS, type PaymentProvider } from '../../lib/payments/provider';
+import { TEST_METHODS, type PaymentProvider } from '../../domain/billing/payments';
 import type { subscription } from '../../workflows';
 import {
   cancelSubscription,

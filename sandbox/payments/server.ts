@@ -4,7 +4,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyRequest } f
 import type { Logger } from 'pino';
 import { sql, UniqueIntegrityConstraintViolationError, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { TEST_METHODS } from '../../lib/payments/provider';
+import { TEST_METHODS } from '../../domain/billing/payments';
 import { METHODS } from './methods';
 
 /**

@@ -5,11 +5,11 @@ import { Client, Connection } from '@temporalio/client';
 import { buildApp } from '../../api/app';
 import type { AnalyticsDeps } from '../../api/routes/analytics';
 import type { BillingApiDeps } from '../../api/routes/billing';
-import { PlanCatalog } from '../../lib/billing/plans';
+import { PlanCatalog } from '../../domain/billing/plans';
 import type { TickPublisher } from '../../api/routes/play-ticks';
-import { mintDevToken } from '../../lib/auth/dev-issuer';
-import type { Scope } from '../../lib/auth/scopes';
-import { createVerifier } from '../../lib/auth/verifier';
+import { mintDevToken } from '../../api/auth/dev-issuer';
+import type { Scope } from '../../api/auth/scopes';
+import { createVerifier } from '../../api/auth/verifier';
 import type { Config } from '../../lib/config';
 import type { Health } from '../../lib/clients/health';
 
@@ -57,7 +57,7 @@ export async function testApp(
     analytics: opts.analytics ?? ({ pool: undefined, clickhouse: undefined } as unknown as AnalyticsDeps),
     billing:
       opts.billing ??
-      ({ pool: undefined, provider: undefined, plans: PlanCatalog.load(undefined) } as unknown as Omit<
+      ({ pool: undefined, provider: undefined, plans: PlanCatalog.builtIn() } as unknown as Omit<
         BillingApiDeps,
         'temporal'
       >),
