@@ -39,9 +39,9 @@ async function main(): Promise<void> {
     temporal,
     verify: await createVerifier(cfg.auth),
     publisher,
-    analytics: { pool: pg, clickhouse },
-    billing: {
-      pool: pg,
+    pool: pg,
+    clickhouse,
+    payments: {
       provider: createPaymentProvider(cfg.payments),
       plans: loadPlanCatalog(cfg.billing.plansFile),
     },

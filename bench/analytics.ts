@@ -53,8 +53,9 @@ async function main(): Promise<void> {
       temporal,
       verify: await createVerifier(cfg.auth),
       publisher: { publish: async () => undefined },
-      analytics: { pool, clickhouse },
-      billing: { pool, provider: createPaymentProvider(cfg.payments), plans: PlanCatalog.builtIn() },
+      pool,
+      clickhouse,
+      payments: { provider: createPaymentProvider(cfg.payments), plans: PlanCatalog.builtIn() },
       readiness: async () => [],
       log: false,
     });

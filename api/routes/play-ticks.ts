@@ -19,7 +19,7 @@ export const playTickRoutes: FastifyPluginAsyncTypebox<{ publisher: TickPublishe
   { publisher },
 ) => {
   app.post(
-    '/v1/play-ticks',
+    '/play-ticks',
     {
       config: { scopes: ['listener', 'service'] },
       schema: {

@@ -52,7 +52,8 @@ describe('subscriptions end to end (API → workflow → sandbox provider → Po
     client = new Client({ connection, namespace: cfg.temporal.namespace });
     app = await testApp(cfg, {
       temporal: client,
-      billing,
+      pool,
+      payments: { provider: billing.provider, plans: billing.plans },
     });
     worker = await Worker.create({
       connection: await NativeConnection.connect({ address: cfg.temporal.address }),

@@ -39,7 +39,7 @@ describe('analytics endpoints', () => {
     pool = await createPostgresPool(db.config.postgres, 2);
     ch = createClickHouse(db.config.clickhouse);
     cfg = withTempIssuer(db.config);
-    app = await testApp(cfg, { analytics: { pool, clickhouse: ch } });
+    app = await testApp(cfg, { pool, clickhouse: ch });
     ops = await tokenFor(cfg, 'ops', ['operator']);
   }, 120_000);
   afterAll(async () => {
