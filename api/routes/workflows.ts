@@ -2,8 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { NotFoundError } from '../../lib/errors';
-import { withProblems } from '../schemas';
+import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors';
+import { isStoreOutage } from '../problems';
+import { Problem, withProblems } from '../schemas';
 
 const STATUSES = [
   'Running',
@@ -108,7 +109,13 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
           type: Type.Optional(Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_]{0,99}$' })),
           status: Type.Optional(Type.Union(STATUSES.map((s) => Type.Literal(s)))),
           pageSize: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
-          pageToken: Type.Optional(Type.String({ maxLength: 4096, pattern: '^[A-Za-z0-9_-]*$' })),
+          pageToken: Type.Optional(
+            Type.String({
+              maxLength: 4096,
+              pattern: '^[A-Za-z0-9_-]*$',
+              description: 'the nextPageToken of the previous page, as given (anything else answers 400)',
+            }),
+          ),
         }),
         response: withProblems({
           200: Type.Object({ workflows: Type.Array(Execution), nextPageToken: Type.Optional(Type.String()) }),
@@ -121,12 +128,21 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
       const clauses = [type && `WorkflowType = '${type}'`, status && `ExecutionStatus = '${status}'`].filter(
         Boolean,
       );
-      const res = await client.workflowService.listWorkflowExecutions({
-        namespace: client.options.namespace,
-        pageSize,
-        query: clauses.join(' AND '),
-        nextPageToken: pageToken ? Buffer.from(pageToken, 'base64url') : undefined,
-      });
+      const res = await client.workflowService
+        .listWorkflowExecutions({
+          namespace: client.options.namespace,
+          pageSize,
+          query: clauses.join(' AND '),
+          nextPageToken: pageToken ? Buffer.from(pageToken, 'base64url') : undefined,
+        })
+        .catch((err: unknown) => {
+          // Temporal cannot read a token it did not write (it answers UNKNOWN): the caller's mistake.
+          if (!pageToken || isStoreOutage(err)) throw err;
+          throw new ValidationError(
+            'pageToken is not a token this API gave out; start from the first page.',
+            [{ field: 'querystring.pageToken', message: 'not a page token of this list' }],
+          );
+        });
       const tsToIso = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
         t?.seconds != null
           ? new Date(Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6)).toISOString()
@@ -160,15 +176,20 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
       },
       schema: {
         tags: ['workflows'],
-        summary: 'Request cancellation of a running workflow',
+        summary: 'Request cancellation of a running workflow (409 when it has already closed)',
         params: WorkflowId,
         response: withProblems({
           202: Type.Object({ workflowId: Type.String(), status: Type.Literal('cancel-requested') }),
+          409: Type.Ref(Problem),
         }),
       },
     },
     async (request, reply) => {
       const { id } = request.params;
+      const { status } = await handleOf(id).describe().catch(notFound(id));
+      // Temporal accepts a cancellation of a closed run and does nothing: say so instead of 202.
+      if (status.name !== 'RUNNING')
+        throw new ConflictError(`Workflow ${id} has already closed (${status.name}).`, 'workflow-closed');
       await handleOf(id).cancel().catch(notFound(id));
       return reply.code(202).send({ workflowId: id, status: 'cancel-requested' as const });
     },
