@@ -109,9 +109,16 @@ export function completeSchema(route: RouteOptions): void {
   route.schema = schema;
 }
 
-/** A body schema that requires nothing: a request without a body means `{}` (and its defaults). */
-const bodyOptional = (body: unknown) =>
-  isObject(body) && body.type === 'object' && !(Array.isArray(body.required) && body.required.length);
+/**
+ * A body schema whose required properties all have defaults: a request without a body means `{}`, and
+ * the defaults apply.
+ */
+function bodyOptional(body: unknown): boolean {
+  if (!isObject(body) || body.type !== 'object') return false;
+  const props = isObject(body.properties) ? body.properties : {};
+  const required = Array.isArray(body.required) ? (body.required as string[]) : [];
+  return required.every((name) => isObject(props[name]) && props[name].default !== undefined);
+}
 
 /** The document as generated, with what @fastify/swagger cannot say: a body that may be left out. */
 function finishDocument(doc: Schema): Schema {
@@ -153,6 +160,8 @@ export default fp(async (app) => {
       },
       security: [{ bearer: [] }],
     },
+    // Shared schemas keep their $id as their name in components (Problem, not def-0).
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
     transformObject: (documentObject) =>
       finishDocument(('openapiObject' in documentObject ? documentObject.openapiObject : {}) as Schema),
   });
