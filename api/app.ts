@@ -28,6 +28,7 @@ import { playTickRoutes, type TickPublisher } from './routes/play-ticks';
 import { subscriptionRoutes } from './routes/subscriptions';
 import { workflowRoutes } from './routes/workflows';
 import { Problem } from './schemas';
+import { PageTokens } from './lib/page-token';
 
 export interface RouteSummary {
   method: string;
@@ -152,7 +153,7 @@ export async function buildApp(deps: ApiDeps) {
   // Every resource under /v1, one file a resource.
   const { temporal, pool, clickhouse, payments } = deps;
   const v1 = { prefix: '/v1' };
-  await app.register(workflowRoutes, { ...v1, temporal });
+  await app.register(workflowRoutes, { ...v1, temporal, pageTokens: new PageTokens(api.pageTokenKey) });
   await app.register(pingRoutes, { ...v1, temporal });
   await app.register(playTickRoutes, { ...v1, publisher: deps.publisher });
   await app.register(analyticsRoutes, { ...v1, pool, clickhouse });

@@ -15,6 +15,7 @@ import { createPaymentProvider } from '../lib/clients/payments';
 import { setUpTracing } from '../lib/telemetry';
 import { childLogger } from '../lib/logger';
 import { buildApp } from './app';
+import { isStoreOutage } from './problems';
 
 const log = childLogger('api');
 
@@ -85,6 +86,13 @@ async function main(): Promise<void> {
   await app.listen({ host: cfg.api.host, port: cfg.api.port });
   log.info({ url: `http://${cfg.api.host}:${cfg.api.port}`, docs: '/docs' }, 'api listening');
 }
+
+// A store client that drops a connection failure on the floor (pg under slonik does, when PostgreSQL goes
+// away mid-query) must not take the API down with it; anything else is a bug and still ends the process.
+process.on('unhandledRejection', (reason) => {
+  if (isStoreOutage(reason)) return void log.warn({ err: reason }, 'a store client left a failure unhandled');
+  throw reason;
+});
 
 main().catch((err: unknown) => {
   log.fatal({ err }, 'api failed to start');

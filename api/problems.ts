@@ -100,7 +100,10 @@ export function isStoreOutage(err: unknown): boolean {
     seen.add(e);
     const { code, name, message } = e as { code?: unknown; name?: unknown; message?: unknown };
     if (typeof code === 'string' && (NETWORK_CODES.has(code) || PG_UNAVAILABLE.test(code))) return true;
-    if (typeof name === 'string' && UNAVAILABLE_NAMES.has(name)) return true;
+    // slonik's errors keep the name "Error": their class says what happened.
+    const className = (e as { constructor?: { name?: string } }).constructor?.name;
+    if ((typeof name === 'string' && UNAVAILABLE_NAMES.has(name)) || UNAVAILABLE_NAMES.has(className ?? ''))
+      return true;
     // Temporal's ServiceError carries the gRPC status of the call that failed.
     if (typeof code === 'number' && GRPC_UNAVAILABLE.has(code) && 'details' in e) return true;
     if (name === 'TimeoutError' || (typeof message === 'string' && /^Timeout error\.?$/.test(message)))

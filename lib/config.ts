@@ -106,6 +106,8 @@ const variables = {
       'true, false, a hop count, or addresses/CIDRs',
     )
     .default('false'),
+  /** Seals page tokens (api/lib/page-token.ts): the same on every API process; unset, each makes its own. */
+  CADENZA_API_PAGE_TOKEN_KEY: z.string().min(16).optional(),
   /** Retry-After of a 503 because a store is not answering, seconds. */
   CADENZA_API_RETRY_AFTER_SECONDS: z.coerce.number().int().min(1).max(3600).default(5),
 
@@ -313,6 +315,7 @@ function build(env: Env) {
       maxParamLength: env.CADENZA_API_MAX_PARAM_LENGTH,
       trustProxy: trustProxy(env.CADENZA_API_TRUST_PROXY),
       retryAfterSeconds: env.CADENZA_API_RETRY_AFTER_SECONDS,
+      pageTokenKey: env.CADENZA_API_PAGE_TOKEN_KEY,
     },
     auth: {
       /** production: only an external issuer (JWKS URL, issuer, audience all set); no development key. */

@@ -4,6 +4,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors';
 import { isStoreOutage } from '../problems';
+import type { PageTokens } from '../lib/page-token';
 import { Problem, withProblems } from '../schemas';
 
 const STATUSES = [
@@ -47,9 +48,9 @@ const WorkflowId = Type.Object({ id: Type.String({ minLength: 1, maxLength: 400 
 const toIso = (d: Date | undefined) => d?.toISOString();
 
 /** Generic run inspection for operators: describe, list (visibility), cancel. */
-export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async (
+export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client; pageTokens: PageTokens }> = async (
   app,
-  { temporal: client },
+  { temporal: client, pageTokens },
 ) => {
   const handleOf = (id: string) => client.workflow.getHandle(id);
   const notFound = (id: string) => (err: unknown) => {
@@ -133,10 +134,10 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
           namespace: client.options.namespace,
           pageSize,
           query: clauses.join(' AND '),
-          nextPageToken: pageToken ? Buffer.from(pageToken, 'base64url') : undefined,
+          nextPageToken: pageToken ? pageTokens.open(pageToken) : undefined,
         })
         .catch((err: unknown) => {
-          // Temporal cannot read a token it did not write (it answers UNKNOWN): the caller's mistake.
+          // A token of ours that Temporal no longer reads (another list, a server upgrade): start again.
           if (!pageToken || isStoreOutage(err)) throw err;
           throw new ValidationError(
             'pageToken is not a token this API gave out; start from the first page.',
@@ -157,9 +158,7 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
           startTime: tsToIso(e.startTime) ?? '',
           closeTime: tsToIso(e.closeTime),
         })),
-        nextPageToken: res.nextPageToken?.length
-          ? Buffer.from(res.nextPageToken).toString('base64url')
-          : undefined,
+        nextPageToken: res.nextPageToken?.length ? pageTokens.seal(res.nextPageToken) : undefined,
       };
     },
   );
