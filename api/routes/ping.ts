@@ -7,6 +7,7 @@ import type { ping } from '../../workflows';
 import { PING_ACTIVITY_TIMEOUT_MS } from '../../workflows/ops/contract';
 import { idempotencyKey, startOnce } from '../lib/start';
 import { IdempotencyHeaders, Started, withProblems } from '../schemas';
+import { PING_WORKFLOW, TASK_QUEUE, pingWorkflowId } from '../../workflows/ops/contract';
 
 /** What the ping activity needs beyond its work to finish inside its timeout. */
 const PING_WORK_MARGIN_MS = 10_000;
@@ -46,9 +47,9 @@ export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async
     },
     async (request, reply) => {
       const key = idempotencyKey(request.headers['idempotency-key']) ?? randomUUID();
-      const started = await startOnce<typeof ping>(temporal, 'ping', {
-        workflowId: `ping-${key}`,
-        taskQueue: 'ops',
+      const started = await startOnce<typeof ping>(temporal, PING_WORKFLOW, {
+        workflowId: pingWorkflowId(key),
+        taskQueue: TASK_QUEUE,
         args: [
           {
             token: request.body.token,
