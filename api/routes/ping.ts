@@ -4,10 +4,14 @@ import { Type } from '@sinclair/typebox';
 import type { Client } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import type { ping } from '../../workflows';
-import { PING_ACTIVITY_TIMEOUT_MS } from '../../workflows/ops/contract';
 import { idempotencyKey, startOnce } from '../lib/start';
 import { IdempotencyHeaders, Started, withProblems } from '../schemas';
-import { PING_WORKFLOW, TASK_QUEUE, pingWorkflowId } from '../../workflows/ops/contract';
+import {
+  PING_ACTIVITY_TIMEOUT_MS,
+  PING_WORKFLOW,
+  TASK_QUEUE,
+  pingWorkflowId,
+} from '../../workflows/ops/contract';
 
 /** What the ping activity needs beyond its work to finish inside its timeout. */
 const PING_WORK_MARGIN_MS = 10_000;
