@@ -93,8 +93,11 @@ const variables = {
   CADENZA_API_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(4096),
   /** Request line and headers together, bytes; larger answers 431. */
   CADENZA_API_MAX_HEADER_BYTES: z.coerce.number().int().min(4096).max(1_048_576).default(16_384),
-  /** A path parameter longer than this answers 414. */
-  CADENZA_API_MAX_PARAM_LENGTH: z.coerce.number().int().min(36).max(8192).default(400),
+  /**
+   * A path parameter longer than this, percent-encoded, answers 414. At least 12 times the longest a route
+   * declares (a UTF-8 character is up to 12 bytes encoded), so that one is answered by its schema (400).
+   */
+  CADENZA_API_MAX_PARAM_LENGTH: z.coerce.number().int().min(36).max(8192).default(5000),
   /**
    * Which proxies' X-Forwarded-For to believe for the client address (per-address limits): `false`
    * (none: the socket's peer), `true` (any), a hop count, or addresses/CIDRs separated by commas.

@@ -31,6 +31,9 @@ function fieldErrors(err: FastifyError): FieldError[] {
         ? (v.params as { additionalProperty?: string }).additionalProperty
         : undefined;
     const field = (missing ?? extra) ? `${base}.${missing ?? extra}` : base;
+    const allowed =
+      v.keyword === 'enum' ? (v.params as { allowedValues?: unknown[] }).allowedValues : undefined;
+    if (allowed) return { field, message: `must be one of ${allowed.join(', ')}` };
     return { field, message: extra ? 'is not allowed' : (v.message ?? 'is invalid') };
   });
 }
@@ -85,6 +88,8 @@ export default fp<{ retryAfterSeconds: number }>(async (app, { retryAfterSeconds
   });
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
+    // No route here (a method Fastify reads a body for, such as QUERY, fails on the body first).
+    if (request.is404) return notFound(request, reply);
     if (err instanceof CadenzaError) {
       if (err instanceof TooManyRequestsError) reply.header('retry-after', String(err.retryAfterSeconds));
       else if (err.status === 429) reply.header('retry-after', '1');
@@ -136,7 +141,7 @@ export default fp<{ retryAfterSeconds: number }>(async (app, { retryAfterSeconds
     });
   });
 
-  app.setNotFoundHandler((request, reply) => {
+  function notFound(request: FastifyRequest, reply: FastifyReply) {
     const path = request.url.split('?')[0] as string;
     const methods = allowed(path);
     if (methods.length > 0) {
@@ -152,7 +157,8 @@ export default fp<{ retryAfterSeconds: number }>(async (app, { retryAfterSeconds
       title: 'Not found',
       detail: `No route ${request.method} ${path}.`,
     });
-  });
+  }
+  app.setNotFoundHandler(notFound);
 });
 
 /** Fastify's errors raised while routing, before any hook (frameworkErrors): a bad URL, a path too long. */

@@ -13,7 +13,8 @@ import { STORE_DATE, STORE_DATE_TIME } from '../schemas';
  * - every error response is application/problem+json with the Problem schema (the status codes every
  *   route can give are added: validation, auth, limits, stores);
  * - a query string takes only the parameters it declares (`additionalProperties: false`), and a route
- *   without one takes none;
+ *   without one takes none; a parameter or property with a default is not required, and a body that
+ *   requires nothing may be left out;
  * - a date or date-time anywhere in the input is one the stores can hold (years 2000–2099, no leap
  *   second), said by a pattern beside the format;
  * - the scopes a route needs are written into its description.
@@ -60,6 +61,15 @@ function completeInput(schema: unknown): unknown {
   const out: Schema = {};
   for (const [k, v] of Object.entries(schema))
     out[k] = k === 'default' || k === 'examples' ? v : completeInput(v);
+  // A property with a default may be left out (the validator fills it in): it is not required.
+  if (Array.isArray(out.required) && isObject(out.properties)) {
+    const props = out.properties;
+    const required = (out.required as string[]).filter(
+      (n) => !(isObject(props[n]) && props[n].default !== undefined),
+    );
+    if (required.length) out.required = required;
+    else delete out.required;
+  }
   const userId = isObject(out.properties) ? out.properties.userId : undefined;
   if (isObject(userId) && userId.description === undefined)
     (out.properties as Schema).userId = { ...userId, description: ACTING_USER };
