@@ -36,9 +36,11 @@ function schemathesis(
   bin: string,
   args: string[],
   env: NodeJS.ProcessEnv,
+  cwd: string,
 ): Promise<{ code: number; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // In a folder of its own: it keeps a cache of crashes (.schemathesis/) where it runs.
+    const child = spawn(bin, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr.on('data', (b: Buffer) => (out += b.toString()));
