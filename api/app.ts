@@ -10,12 +10,13 @@ import type { Health } from '../lib/clients/health';
 import type { Verifier } from '../lib/auth/verifier';
 import { devJwks } from '../lib/auth/dev-issuer';
 import { logger } from '../lib/logger';
-import auth from './plugins/auth';
+import auth, { type DeniedSubjects } from './plugins/auth';
 import errors from './plugins/errors';
 import metrics from './plugins/metrics';
 import openapi from './plugins/openapi';
 import { analyticsRoutes, type AnalyticsDeps } from './routes/analytics';
 import { billingRoutes, type BillingApiDeps } from './routes/billing';
+import { gdprRoutes, type GdprApiDeps } from './routes/gdpr';
 import { healthRoutes } from './routes/health';
 import { pingRoutes } from './routes/ping';
 import { playTickRoutes, type TickPublisher } from './routes/play-ticks';
@@ -43,6 +44,10 @@ export interface ApiDeps {
   analytics: AnalyticsDeps;
   /** Payment methods and subscriptions: PostgreSQL (payment methods), the provider, the plan catalog. */
   billing: Omit<BillingApiDeps, 'temporal'>;
+  /** GDPR requests: PostgreSQL (the requests' projection) and MinIO (certificate and export links). */
+  compliance?: Omit<GdprApiDeps, 'temporal'>;
+  /** Subjects refused whatever their token, and whose ticks are refused (GDPR erasure). */
+  denied?: DeniedSubjects;
   /** Where accepted play-ticks go (Kafka in production). */
   publisher: TickPublisher;
   /** Temporal and every store, for /readyz. */
@@ -99,7 +104,7 @@ export async function buildApp(deps: ApiDeps) {
   await app.register(errors);
   await app.register(openapi);
   await app.register(metrics);
-  await app.register(auth, { verify: deps.verify });
+  await app.register(auth, { verify: deps.verify, denied: deps.denied });
   // Per token (its subject): after authentication, before validation; anonymous callers by address.
   await app.register(rateLimit, {
     hook: 'preValidation',
@@ -119,8 +124,9 @@ export async function buildApp(deps: ApiDeps) {
   }
   await app.register(workflowRoutes, { temporal: deps.temporal });
   await app.register(pingRoutes, { temporal: deps.temporal });
-  await app.register(playTickRoutes, { publisher: deps.publisher });
+  await app.register(playTickRoutes, { publisher: deps.publisher, denied: deps.denied });
   await app.register(analyticsRoutes, deps.analytics);
   await app.register(billingRoutes, { ...deps.billing, temporal: deps.temporal });
+  await app.register(gdprRoutes, { ...deps.compliance, temporal: deps.temporal, prefix: '/v1' });
   return app;
 }

@@ -12,6 +12,7 @@ import { config } from '../lib/config';
 import { PlayTickProducer } from '../lib/play-tick-producer';
 import { PlanCatalog } from '../lib/billing/plans';
 import { createPaymentProvider } from '../lib/payments';
+import { ListFollower } from '../lib/erasure-lists';
 import { setUpTracing } from '../lib/telemetry';
 import { childLogger } from '../lib/logger';
 import { buildApp } from './app';
@@ -34,11 +35,16 @@ async function main(): Promise<void> {
   const minio = createMinio(cfg.minio);
   const kafka = createKafka(cfg.kafka, 'cadenza-api');
   const publisher = new PlayTickProducer(kafka, 3000, cfg.kafka.topics.ticks);
+  // Erased accounts: loaded whole before the API listens, then followed (the erasure waits for us).
+  const denied = new ListFollower(pg, { list: 'denied_subjects', role: 'api' });
+  await denied.start();
   const app = await buildApp({
     config: cfg,
     temporal,
     verify: await createVerifier(cfg.auth),
     publisher,
+    denied,
+    compliance: { pool: pg, minio, bucketPrefix: cfg.minio.bucketPrefix },
     analytics: { pool: pg, clickhouse },
     billing: {
       pool: pg,
@@ -58,6 +64,7 @@ async function main(): Promise<void> {
   });
   const close = async () => {
     await app.close();
+    await denied.stop();
     await Promise.allSettled([
       pg.end(),
       clickhouse.close(),

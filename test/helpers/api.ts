@@ -5,6 +5,8 @@ import { Client, Connection } from '@temporalio/client';
 import { buildApp } from '../../api/app';
 import type { AnalyticsDeps } from '../../api/routes/analytics';
 import type { BillingApiDeps } from '../../api/routes/billing';
+import type { GdprApiDeps } from '../../api/routes/gdpr';
+import type { DeniedSubjects } from '../../api/plugins/auth';
 import { PlanCatalog } from '../../lib/billing/plans';
 import type { TickPublisher } from '../../api/routes/play-ticks';
 import { mintDevToken } from '../../lib/auth/dev-issuer';
@@ -39,6 +41,8 @@ export async function testApp(
     publisher?: TickPublisher;
     analytics?: AnalyticsDeps;
     billing?: Omit<BillingApiDeps, 'temporal'>;
+    compliance?: Omit<GdprApiDeps, 'temporal'>;
+    denied?: DeniedSubjects;
   } = {},
 ) {
   const temporal =
@@ -61,6 +65,8 @@ export async function testApp(
         BillingApiDeps,
         'temporal'
       >),
+    compliance: opts.compliance,
+    denied: opts.denied,
     log: false,
   });
   await app.ready();
