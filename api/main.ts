@@ -1,6 +1,7 @@
 import { Connection, Client } from '@temporalio/client';
+import { loadPlanCatalog } from '../lib/plans';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
-import { createVerifier } from '../lib/auth/verifier';
+import { createVerifier } from './auth/verifier';
 import { createClickHouse, clickHouseHealth } from '../lib/clients/clickhouse';
 import { createKafka, kafkaHealth } from '../lib/clients/kafka';
 import { createMinio, minioHealth } from '../lib/clients/minio';
@@ -9,9 +10,8 @@ import { createPostgresPool, postgresHealth } from '../lib/clients/postgres';
 import { cachedChecks } from '../lib/clients/health';
 import { temporalHealth } from '../lib/clients/temporal';
 import { config } from '../lib/config';
-import { PlayTickProducer } from '../lib/play-tick-producer';
-import { PlanCatalog } from '../lib/billing/plans';
-import { createPaymentProvider } from '../lib/payments';
+import { PlayTickProducer } from './lib/play-tick-producer';
+import { createPaymentProvider } from '../lib/clients/payments';
 import { ListFollower } from '../lib/erasure-lists';
 import { setUpTracing } from '../lib/telemetry';
 import { childLogger } from '../lib/logger';
@@ -34,8 +34,8 @@ async function main(): Promise<void> {
   const opensearch = createOpenSearch(cfg.opensearch);
   const minio = createMinio(cfg.minio);
   const kafka = createKafka(cfg.kafka, 'cadenza-api');
-  const publisher = new PlayTickProducer(kafka, 3000, cfg.kafka.topics.ticks);
-  // Erased accounts: loaded whole before the API listens, then followed (the erasure waits for us).
+  const publisher = new PlayTickProducer(kafka, cfg.kafka.topics.ticks, 3000);
+  // Erased accounts: loaded whole before the API listens, then followed (an erasure waits for us).
   const denied = new ListFollower(pg, { list: 'denied_subjects', role: 'api' });
   await denied.start();
   const app = await buildApp({
@@ -43,13 +43,13 @@ async function main(): Promise<void> {
     temporal,
     verify: await createVerifier(cfg.auth),
     publisher,
+    pool: pg,
+    clickhouse,
+    minio,
     denied,
-    compliance: { pool: pg, minio, bucketPrefix: cfg.minio.bucketPrefix },
-    analytics: { pool: pg, clickhouse },
-    billing: {
-      pool: pg,
+    payments: {
       provider: createPaymentProvider(cfg.payments),
-      plans: PlanCatalog.load(cfg.billing.plansFile),
+      plans: loadPlanCatalog(cfg.billing.plansFile),
     },
     readiness: cachedChecks(() =>
       Promise.all([

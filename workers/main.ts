@@ -1,18 +1,18 @@
 import http from 'node:http';
+import { loadPlanCatalog } from '../lib/plans';
 import path from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createActivities } from '../activities';
-import { PlanCatalog } from '../lib/billing/plans';
 import { createClickHouse } from '../lib/clients/clickhouse';
 import { createKafka } from '../lib/clients/kafka';
 import { createMinio } from '../lib/clients/minio';
 import { createOpenSearch } from '../lib/clients/opensearch';
 import { createPostgresPool } from '../lib/clients/postgres';
 import { config } from '../lib/config';
-import { createPaymentProvider } from '../lib/payments';
+import { createPaymentProvider } from '../lib/clients/payments';
 import { childLogger } from '../lib/logger';
 import { setUpTracing } from '../lib/telemetry';
 import { traceWorkflows, tracingWorkerOptions } from './interceptors';
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   const clickhouse = createClickHouse(cfg.clickhouse);
   const opensearch = createOpenSearch(cfg.opensearch);
   const activities = createActivities({
-    billing: { pool, provider, plans: PlanCatalog.load(cfg.billing.plansFile) },
+    billing: { pool, provider, plans: loadPlanCatalog(cfg.billing.plansFile) },
     compliance: {
       pool,
       clickhouse,

@@ -3,7 +3,7 @@ import { ConfigResourceTypes, type Kafka } from 'kafkajs';
 import type { Client } from 'minio';
 import type { DatabasePool } from 'slonik';
 import { recordAudit } from '../../lib/audit';
-import { bucketName } from '../../lib/migrate/minio';
+import { bucketName } from '../../lib/clients/minio';
 import type { Counts, StoreOutcome } from '../../workflows/compliance/contract';
 import { auditActor, storeStatus, storeWorking } from './requests';
 

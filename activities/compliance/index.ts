@@ -4,7 +4,7 @@ import type { Client as Temporal } from '@temporalio/client';
 import type { Kafka } from 'kafkajs';
 import type { Client as Minio } from 'minio';
 import type { DatabasePool } from 'slonik';
-import type { PaymentProvider } from '../../lib/payments/provider';
+import type { PaymentProvider } from '../../domain/billing/payments';
 import { createCertificateActivities } from './certificate';
 import { createClickHouseErasureActivities } from './clickhouse';
 import { createExportActivities } from './export';

@@ -1,6 +1,7 @@
 import type { Client } from 'minio';
 import type { DatabasePool } from 'slonik';
-import { BUCKETS, LOCKED_BUCKETS, bucketName, type Bucket } from '../../lib/migrate/minio';
+import { BUCKETS, bucketName, type Bucket } from '../../lib/clients/minio';
+import { LOCKED_BUCKETS } from '../../sql/migrate/minio';
 import type { Counts } from '../../workflows/compliance/contract';
 import { storeStatus, storeWorking } from './requests';
 

@@ -1,6 +1,6 @@
 import type { Client } from '@opensearch-project/opensearch';
 import type { DatabasePool } from 'slonik';
-import { indexAlias, SEARCH_INDICES } from '../../lib/migrate/opensearch';
+import { indexAlias, SEARCH_INDICES } from '../../lib/clients/opensearch';
 import type { Counts } from '../../workflows/compliance/contract';
 import { storeStatus, storeWorking } from './requests';
 

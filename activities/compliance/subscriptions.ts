@@ -8,8 +8,8 @@ import {
 } from '@temporalio/client';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { isUuid } from '../../lib/play-ticks';
-import type { PaymentProvider } from '../../lib/payments/provider';
+import { isUuid } from '../../domain/play-ticks/ticks';
+import type { PaymentProvider } from '../../domain/billing/payments';
 import {
   BillingFailure,
   cancelSubscription,

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin';
-import type { Scope, Principal } from '../../lib/auth/scopes';
-import type { Verifier } from '../../lib/auth/verifier';
+import type { Scope, Principal } from '../auth/scopes';
+import type { Verifier } from '../auth/verifier';
 import { ForbiddenError, UnauthorizedError } from '../../lib/errors';
 
 /** Token subjects refused whatever their token (GDPR erasure): lib/erasure-lists.ts follows them. */

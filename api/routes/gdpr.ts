@@ -5,11 +5,11 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { FastifyRequest } from 'fastify';
 import type { Client as Minio } from 'minio';
 import type { DatabasePool } from 'slonik';
-import { recordAudit } from '../../lib/audit';
 import type { TaskQueue } from '../../lib/task-queues';
-import type { Principal, Scope } from '../../lib/auth/scopes';
+import type { Principal, Scope } from '../auth/scopes';
 import { ConflictError, NotFoundError, UnavailableError } from '../../lib/errors';
-import { EXPORTS_EXPIRY_DAYS, bucketName } from '../../lib/migrate/minio';
+import { bucketName } from '../../lib/clients/minio';
+import { EXPORTS_EXPIRY_DAYS } from '../../sql/migrate/minio';
 import type { gdprErasure, gdprExport } from '../../workflows';
 import {
   ERASURE_REASONS,
@@ -53,6 +53,8 @@ export interface GdprApiDeps {
 }
 
 const COMPLIANCE: readonly Scope[] = ['compliance'];
+/** Audited requests name their subject once the request ID is known (the handler sets it). */
+const pending = () => ({ type: 'gdpr_request', id: 'pending' });
 const uuid = { format: 'uuid' } as const;
 const CERTIFICATE_LINK_SECONDS = 15 * 60;
 const DAY_MS = 86_400_000;
@@ -171,21 +173,19 @@ export const gdprRoutes: FastifyPluginAsyncTypebox<GdprApiDeps> = async (app, de
             });
       existing = started.existing;
     }
-    await recordAudit(pool, {
-      actor: request.principal.sub,
-      action: `gdpr.${kind}.request`,
-      subjectType: 'gdpr_request',
-      subjectId: requestId,
-      requestId: request.id,
-      details: { userId, existing, ...(reason ? { reason } : {}) },
-    });
+    // The audit plugin writes the entry when the answer goes out.
+    request.auditSubject = { type: 'gdpr_request', id: requestId };
+    request.auditDetails = { userId, existing, ...(reason ? { reason } : {}) };
     return { requestId, workflowId, statusUrl: statusUrl(requestId), existing };
   }
 
   app.post(
     '/gdpr/erasure-requests',
     {
-      config: { scopes: ['compliance', 'listener'] },
+      config: {
+        scopes: ['compliance', 'listener'],
+        audit: { action: 'gdpr.erasure.request', subject: pending },
+      },
       schema: {
         tags: ['gdpr'],
         summary: 'Erase a person from every store (GDPR Art. 17), with proof',
@@ -213,7 +213,10 @@ export const gdprRoutes: FastifyPluginAsyncTypebox<GdprApiDeps> = async (app, de
   app.post(
     '/gdpr/export-requests',
     {
-      config: { scopes: ['compliance', 'listener'] },
+      config: {
+        scopes: ['compliance', 'listener'],
+        audit: { action: 'gdpr.export.request', subject: pending },
+      },
       schema: {
         tags: ['gdpr'],
         summary: 'Export everything about a person (GDPR Art. 15/20) as a zip behind a 7-day link',
@@ -382,7 +385,13 @@ export const gdprRoutes: FastifyPluginAsyncTypebox<GdprApiDeps> = async (app, de
   app.post(
     '/gdpr/requests/:requestId/extension',
     {
-      config: { scopes: ['compliance'] },
+      config: {
+        scopes: ['compliance'],
+        audit: {
+          action: 'gdpr.request.extension',
+          subject: (r) => ({ type: 'gdpr_request', id: (r.params as { requestId: string }).requestId }),
+        },
+      },
       schema: {
         tags: ['gdpr'],
         summary: 'Extend the deadline of an open request (Art. 12(3)), once, by up to two months',
@@ -414,14 +423,7 @@ export const gdprRoutes: FastifyPluginAsyncTypebox<GdprApiDeps> = async (app, de
         .catch((err: unknown) => {
           throw problemFromFailure(err);
         });
-      await recordAudit(stores().pool, {
-        actor: request.principal.sub,
-        action: `gdpr.${row.kind}.extension`,
-        subjectType: 'gdpr_request',
-        subjectId: row.request_id,
-        requestId: request.id,
-        details: { months, reason, dueAt: answer.dueAt },
-      });
+      request.auditDetails = { kind: row.kind, months, reason, dueAt: answer.dueAt };
       return { requestId: row.request_id, dueAt: answer.dueAt };
     },
   );

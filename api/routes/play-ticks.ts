@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { tickProblem, type PlayTick } from '../../lib/play-ticks';
+import { tickProblem, type PlayTick } from '../../domain/play-ticks/ticks';
 import type { DeniedSubjects } from '../plugins/auth';
 import { withProblems } from '../schemas';
 
@@ -21,7 +21,7 @@ export const playTickRoutes: FastifyPluginAsyncTypebox<{
   denied?: DeniedSubjects;
 }> = async (app, { publisher, denied }) => {
   app.post(
-    '/v1/play-ticks',
+    '/play-ticks',
     {
       config: { scopes: ['listener', 'service'] },
       schema: {

@@ -1,9 +1,4 @@
-import { addSpan } from '../../lib/billing/terms';
-import {
-  DEADLINE_MONTHS,
-  ESCALATE_BEFORE_DUE_DAYS,
-  MAX_EXTENSION_MONTHS,
-} from '../../workflows/compliance/contract';
+import { addSpan } from '../billing/terms';
 
 /**
  * The legal clock of a GDPR request (Art. 12(3)), pure so workflows and the API share it. A request is
@@ -11,7 +6,13 @@ import {
  * escalates to a person at day 25, and an extension (up to two further months) moves both.
  */
 const DAY = 86_400_000;
+/** Art. 12(3): answered within one month; the run escalates to a person at day 25. */
+export const DEADLINE_MONTHS = 1;
 export const ESCALATE_AFTER_DAYS = 25;
+/** After an extension, escalation comes this many days before the extended due date. */
+export const ESCALATE_BEFORE_DUE_DAYS = 5;
+/** Art. 12(3): the deadline may be extended by two further months, with a reason. */
+export const MAX_EXTENSION_MONTHS = 2;
 
 export const dueAt = (receivedMs: number): number => addSpan(receivedMs, { months: DEADLINE_MONTHS }, 1);
 

@@ -4,9 +4,9 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { sql } from 'slonik';
 import yauzl from 'yauzl';
 import { z } from 'zod';
-import { bucketName } from '../../lib/migrate/minio';
-import { indexAlias, SEARCH_INDICES } from '../../lib/migrate/opensearch';
-import { ProviderRequestError } from '../../lib/payments/provider';
+import { bucketName } from '../../lib/clients/minio';
+import { indexAlias, SEARCH_INDICES } from '../../lib/clients/opensearch';
+import { ProviderRequestError } from '../../domain/billing/payments';
 import { SEARCH } from '../../workflows/compliance/contract';
 import { bearer, tokenFor } from '../helpers/api';
 import {

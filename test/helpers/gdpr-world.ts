@@ -13,18 +13,18 @@ import { z } from 'zod';
 import { createActivities } from '../../activities';
 import type { ComplianceDeps } from '../../activities/compliance';
 import { exportKey } from '../../activities/compliance/objects';
-import { PlanCatalog } from '../../lib/billing/plans';
+import { PlanCatalog } from '../../domain/billing/plans';
 import { createClickHouse } from '../../lib/clients/clickhouse';
 import { createMinio } from '../../lib/clients/minio';
 import { createOpenSearch } from '../../lib/clients/opensearch';
 import { createPostgresPool } from '../../lib/clients/postgres';
 import type { Config } from '../../lib/config';
 import { ListFollower } from '../../lib/erasure-lists';
-import { bucketName } from '../../lib/migrate/minio';
-import { indexAlias } from '../../lib/migrate/opensearch';
-import { PlayTickProducer } from '../../lib/play-tick-producer';
-import type { PlayTick } from '../../lib/play-ticks';
-import { SandboxProvider } from '../../lib/payments/sandbox';
+import { bucketName } from '../../lib/clients/minio';
+import { indexAlias } from '../../lib/clients/opensearch';
+import { PlayTickProducer } from '../../api/lib/play-tick-producer';
+import type { PlayTick } from '../../domain/play-ticks/ticks';
+import { SandboxProvider } from '../../lib/clients/payments-sandbox';
 import { ensureSchema } from '../../sandbox/payments/schema';
 import { buildSandbox } from '../../sandbox/payments/server';
 import { scratchDatabases, scratchSearchAndObjects } from '../../stack/scratch';
@@ -157,13 +157,15 @@ export async function gdprWorld(opts: { complianceWorker?: boolean; sink?: boole
   await sink?.start();
   const denied = new ListFollower(pool, { list: 'denied_subjects', role: 'api', pollMs: 200 });
   await denied.start();
-  const producer = new PlayTickProducer(pipe.kafka, 10_000, pipe.topics.ticks);
+  const producer = new PlayTickProducer(pipe.kafka, pipe.topics.ticks, 10_000);
   const app = await testApp(cfg, {
     temporal: client,
     publisher: producer,
     denied,
-    billing,
-    compliance: { pool, minio, bucketPrefix: cfg.minio.bucketPrefix },
+    pool,
+    clickhouse,
+    minio,
+    payments: { provider, plans },
   });
 
   const world: World = {

@@ -1,7 +1,7 @@
 import type { DatabasePool } from 'slonik';
 import { encodeSuppressions } from './convert';
 import { ListFollower } from '../../lib/erasure-lists';
-import { userKey } from '../../lib/play-tick-rows';
+import { userKey } from '../../domain/play-ticks/rows';
 
 /**
  * Users whose play-ticks must be dropped (GDPR erasure adds them). Held in memory and followed every

@@ -22,13 +22,9 @@ export const SEARCH = {
 /** The version of the erasure procedure, written into every certificate. */
 export const ERASURE_CODE_VERSION = 1;
 
-/** Art. 12(3): answered within one month; the run escalates to a person at day 25 (five days before). */
-export const DEADLINE_MONTHS = 1;
-export const ESCALATE_BEFORE_DUE_DAYS = 5;
-/** Art. 12(3): the deadline may be extended by two further months, with a reason. */
-export const MAX_EXTENSION_MONTHS = 2;
+export { DEADLINE_MONTHS, ESCALATE_AFTER_DAYS, MAX_EXTENSION_MONTHS } from '../../domain/compliance/deadline';
 
-/** An export's link lives 7 days; the `exports` bucket removes the object a day later (lib/migrate/minio.ts). */
+/** An export's link lives 7 days; the `exports` bucket removes the object a day later (sql/migrate/minio.ts). */
 export const EXPORT_LINK_DAYS = 7;
 
 /** Art. 17(1) grounds (and a data subject's own request): codes, so no free text reaches a history. */
