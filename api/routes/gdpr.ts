@@ -133,6 +133,17 @@ export const gdprRoutes: FastifyPluginAsyncTypebox<GdprApiDeps> = async (app, de
   };
   const statusUrl = (requestId: string) => `/v1/gdpr/requests/${requestId}`;
 
+  /** A run accepted a moment ago, not yet recorded in PostgreSQL by its first step. */
+  async function runningRequest(kind: 'erasure' | 'export', userId: string): Promise<string | undefined> {
+    const type = kind === 'erasure' ? ERASURE_WORKFLOW : EXPORT_WORKFLOW;
+    const query = `WorkflowType = '${type}' AND ${SEARCH.userId.name} = '${userId}' AND ExecutionStatus = 'Running'`;
+    for await (const run of temporal.workflow.list({ query })) {
+      const id = run.typedSearchAttributes.get(SEARCH.requestId);
+      if (id) return id;
+    }
+    return undefined;
+  }
+
   async function start(
     request: FastifyRequest,
     kind: 'erasure' | 'export',
@@ -142,10 +153,10 @@ export const gdprRoutes: FastifyPluginAsyncTypebox<GdprApiDeps> = async (app, de
     const { pool } = stores();
     const user = await userState(pool, userId);
     if (!user) throw new NotFoundError(`No user ${userId}.`);
-    const open = await openGdprRequest(pool, userId, kind);
+    const open =
+      (await openGdprRequest(pool, userId, kind))?.request_id ?? (await runningRequest(kind, userId));
     const requestId =
-      open?.request_id ??
-      requestIdFor(request.principal, kind, idempotencyKey(request.headers['idempotency-key']));
+      open ?? requestIdFor(request.principal, kind, idempotencyKey(request.headers['idempotency-key']));
     const workflowId =
       kind === 'erasure' ? gdprErasureWorkflowId(requestId) : gdprExportWorkflowId(requestId);
     let existing = Boolean(open);
