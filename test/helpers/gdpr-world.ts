@@ -51,6 +51,8 @@ export interface World {
   app: FastifyInstance;
   producer: PlayTickProducer;
   provider: SandboxProvider;
+  /** The in-process payments sandbox, for a worker process of the test's own. */
+  sandboxUrl: string;
   complianceDeps: ComplianceDeps;
   /** Starts the in-process compliance worker (tests of a worker process leave it off). */
   startComplianceWorker(over?: Partial<ComplianceDeps>): Promise<Worker>;
@@ -83,10 +85,8 @@ export async function gdprWorld(opts: { complianceWorker?: boolean; sink?: boole
     settings: { latencyMs: 0, failureRate: 0, hangMs: 5000 },
   });
   await sandbox.listen({ host: '127.0.0.1', port: 0 });
-  const provider = new SandboxProvider({
-    url: `http://127.0.0.1:${(sandbox.server.address() as AddressInfo).port}`,
-    timeoutMs: 5000,
-  });
+  const sandboxUrl = `http://127.0.0.1:${(sandbox.server.address() as AddressInfo).port}`;
+  const provider = new SandboxProvider({ url: sandboxUrl, timeoutMs: 5000 });
 
   const connection = await Connection.connect({ address: cfg.temporal.address });
   const client = new Client({ connection, namespace: cfg.temporal.namespace });
@@ -179,6 +179,7 @@ export async function gdprWorld(opts: { complianceWorker?: boolean; sink?: boole
     app,
     producer,
     provider,
+    sandboxUrl,
     complianceDeps,
     async startComplianceWorker(over = {}) {
       const worker = await workerOf('compliance', { ...complianceDeps, ...over });
