@@ -59,9 +59,9 @@ const STEPS: Record<
   minio: { erase: search.eraseObjects, verify: search.verifyObjects },
 };
 
-/** Residue found: the store's step runs again after this pause, doubling up to an hour. */
+/** Residue found: the store's step runs again after this pause, doubling up to six hours. */
 const FIRST_RETRY_MS = 5_000;
-const LAST_RETRY_MS = 3_600_000;
+const LAST_RETRY_MS = 6 * 3_600_000;
 
 export async function gdprErasure(input: ErasureInput): Promise<ErasureResult> {
   const { requestId, userId } = input;
