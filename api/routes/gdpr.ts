@@ -25,6 +25,7 @@ import {
   gdprErasureWorkflowId,
   gdprExportWorkflowId,
   type ErasureReason,
+  type ExtensionReason,
 } from '../../workflows/compliance/contract';
 import { actingUser, mustSee } from '../lib/acting';
 import { idempotencyKey, startOnce } from '../lib/start';
@@ -207,7 +208,13 @@ export const gdprRoutes: FastifyPluginAsyncTypebox<GdprApiDeps> = async (app, de
         body: Type.Object(
           {
             userId: Type.Optional(Type.String(uuid)),
-            reason: Type.Optional(Type.Union(ERASURE_REASONS.map((r) => Type.Literal(r)))),
+            reason: Type.Optional(
+              Type.Unsafe<ErasureReason>({
+                type: 'string',
+                enum: [...ERASURE_REASONS],
+                description: 'an Art. 17(1) ground; a listener asking for themselves: data_subject_request',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -410,7 +417,7 @@ export const gdprRoutes: FastifyPluginAsyncTypebox<GdprApiDeps> = async (app, de
         body: Type.Object(
           {
             months: Type.Integer({ minimum: 1, maximum: MAX_EXTENSION_MONTHS }),
-            reason: Type.Union(EXTENSION_REASONS.map((r) => Type.Literal(r))),
+            reason: Type.Unsafe<ExtensionReason>({ type: 'string', enum: [...EXTENSION_REASONS] }),
           },
           { additionalProperties: false },
         ),

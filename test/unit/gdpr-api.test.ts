@@ -82,6 +82,9 @@ describe('GDPR: denied subjects in the API', () => {
     expect(noUser.json().errors).toEqual([{ field: 'body.userId', message: 'required' }]);
     const badReason = await ask(compliance, { userId: randomUUID(), reason: 'because' });
     expect(badReason.statusCode).toBe(400);
+    expect(badReason.json().errors).toEqual([
+      { field: 'body.reason', message: 'must be equal to one of the allowed values' },
+    ]);
     // No stores in this app: the route exists and says so.
     expect((await ask(compliance, { userId: randomUUID(), reason: 'objection' })).statusCode).toBe(503);
   });
