@@ -1,15 +1,22 @@
 import { createBillingActivities, type BillingDeps } from './billing/subscriptions';
+import { createComplianceActivities, type ComplianceDeps } from './compliance';
 import * as ping from './ops/ping';
 
 /** Dependencies activities are built from: store clients, passed in so tests can give real ones. */
 export interface ActivityDeps {
   /** PostgreSQL, the payment provider and the plan catalog; without them billing is not served. */
   billing?: BillingDeps;
+  /** Every store, Temporal and the payment provider; without them GDPR erasure and export are not served. */
+  compliance?: ComplianceDeps;
 }
 
 /** Every activity, by the name workflows call it. */
 export function createActivities(deps: ActivityDeps = {}) {
-  return { ...ping, ...(deps.billing ? createBillingActivities(deps.billing) : {}) };
+  return {
+    ...ping,
+    ...(deps.billing ? createBillingActivities(deps.billing) : {}),
+    ...(deps.compliance ? createComplianceActivities(deps.compliance) : {}),
+  };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

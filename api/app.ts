@@ -10,17 +10,19 @@ import type { Health } from '../lib/clients/health';
 import type { Verifier } from './auth/verifier';
 import { devJwks } from './auth/dev-issuer';
 import { logger } from '../lib/logger';
-import auth from './plugins/auth';
+import auth, { type DeniedSubjects } from './plugins/auth';
 import errors, { clientErrorHandler, frameworkErrors } from './plugins/errors';
 import metrics from './plugins/metrics';
 import openapi from './plugins/openapi';
 import type { ClickHouseClient } from '@clickhouse/client';
+import type { Client as Minio } from 'minio';
 import type { DatabasePool } from 'slonik';
 import type { PaymentProvider } from '../domain/billing/payments';
 import type { PlanCatalog } from '../domain/billing/plans';
 import audit from './plugins/audit';
 import { analyticsRoutes } from './routes/analytics';
 import { artistRoutes } from './routes/artists';
+import { gdprRoutes } from './routes/gdpr';
 import { healthRoutes } from './routes/health';
 import { paymentMethodRoutes } from './routes/payment-methods';
 import { pingRoutes } from './routes/ping';
@@ -55,6 +57,10 @@ export interface ApiDeps {
   clickhouse: ClickHouseClient;
   /** The payment provider (tokenising methods) and the plan catalog (quotes). */
   payments: { provider: PaymentProvider; plans: PlanCatalog };
+  /** MinIO: GDPR certificate and export links (absent: the GDPR routes answer 503). */
+  minio?: Minio;
+  /** Subjects refused whatever their token, and whose ticks are refused (GDPR erasure). */
+  denied?: DeniedSubjects;
   /** Where accepted play-ticks go (Kafka in production). */
   publisher: TickPublisher;
   /** Temporal and every store, for /readyz. */
@@ -131,7 +137,11 @@ export async function buildApp(deps: ApiDeps) {
   await app.register(errors, { retryAfterSeconds: api.retryAfterSeconds });
   await app.register(openapi);
   await app.register(metrics);
-  await app.register(auth, { verify: deps.verify, failuresPerMinute: api.authFailuresPerMinute });
+  await app.register(auth, {
+    verify: deps.verify,
+    failuresPerMinute: api.authFailuresPerMinute,
+    denied: deps.denied,
+  });
   await app.register(audit, { pool: deps.pool });
   // Per token (its subject): after authentication, before validation; anonymous callers by address.
   await app.register(rateLimit, {
@@ -155,10 +165,17 @@ export async function buildApp(deps: ApiDeps) {
   const v1 = { prefix: '/v1' };
   await app.register(workflowRoutes, { ...v1, temporal, pageTokens: new PageTokens(api.pageTokenKey) });
   await app.register(pingRoutes, { ...v1, temporal });
-  await app.register(playTickRoutes, { ...v1, publisher: deps.publisher });
+  await app.register(playTickRoutes, { ...v1, publisher: deps.publisher, denied: deps.denied });
   await app.register(analyticsRoutes, { ...v1, pool, clickhouse });
   await app.register(artistRoutes, { ...v1, clickhouse });
   await app.register(paymentMethodRoutes, { ...v1, pool, provider: payments.provider });
   await app.register(subscriptionRoutes, { ...v1, temporal, pool, ...payments });
+  await app.register(gdprRoutes, {
+    ...v1,
+    temporal,
+    pool,
+    minio: deps.minio,
+    bucketPrefix: config.minio.bucketPrefix,
+  });
   return app;
 }

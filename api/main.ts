@@ -12,6 +12,7 @@ import { temporalHealth } from '../lib/clients/temporal';
 import { apiConfigProblems, config, ConfigError } from '../lib/config';
 import { PlayTickProducer } from './lib/play-tick-producer';
 import { createPaymentProvider } from '../lib/clients/payments';
+import { ListFollower } from '../lib/erasure-lists';
 import { setUpTracing } from '../lib/telemetry';
 import { childLogger } from '../lib/logger';
 import { buildApp } from './app';
@@ -48,6 +49,9 @@ async function main(): Promise<void> {
   const minio = createMinio(cfg.minio);
   const kafka = createKafka(cfg.kafka, 'cadenza-api');
   const publisher = new PlayTickProducer(kafka, cfg.kafka.topics.ticks, 3000);
+  // Erased accounts: loaded whole before the API listens, then followed (an erasure waits for us).
+  const denied = new ListFollower(pg, { list: 'denied_subjects', role: 'api' });
+  await denied.start();
   const app = await buildApp({
     config: cfg,
     temporal,
@@ -55,6 +59,8 @@ async function main(): Promise<void> {
     publisher,
     pool: pg,
     clickhouse,
+    minio,
+    denied,
     payments: {
       provider: createPaymentProvider(cfg.payments),
       plans: loadPlanCatalog(cfg.billing.plansFile),
@@ -72,6 +78,7 @@ async function main(): Promise<void> {
   });
   const close = async () => {
     await app.close();
+    await denied.stop();
     await Promise.allSettled([
       pg.end(),
       clickhouse.close(),

@@ -23,6 +23,8 @@ export const FAILURE_PROBLEMS: { readonly [K in FailureType]: ProblemOf } = {
   PaymentDeclined: { status: 402, slug: 'payment-declined', title: 'Payment declined' },
   ProviderRequestError: { status: 502, slug: 'payment-provider-refused', title: 'Payment provider refused' },
   UnknownUser: { status: 404, slug: 'not-found', title: 'Not found' },
+  ExtensionRefused: { status: 409, slug: 'gdpr-extension-refused', title: 'Deadline cannot be extended' },
+  BadUserId: { status: 400, slug: 'validation', title: 'Invalid request' },
 };
 
 const isFailureType = (type: string | undefined | null): type is FailureType =>

@@ -104,7 +104,7 @@ async function sinkOnlyRowsPerS(cfg: Config): Promise<number> {
     const done = await rows();
     const seconds = (performance.now() - first) / 1000;
     await sink.stop();
-    suppressions.stop();
+    await suppressions.stop();
     process.stdout.write(`sink alone: ${done} rows in ${seconds.toFixed(1)} s\n`);
     return done / seconds;
   } finally {

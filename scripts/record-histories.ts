@@ -16,6 +16,7 @@ import {
   subscriptionState,
 } from '../workflows/billing/contract';
 import { fakeBilling, type Script } from '../test/helpers/billing-fakes';
+import { recordComplianceHistories } from './histories/compliance';
 
 /**
  * Records the event histories that the replay tests replay on every change (test/replay/histories).
@@ -113,6 +114,12 @@ async function main(): Promise<void> {
       workflowInterceptorModules: [WORKFLOW_INTERCEPTORS],
     });
     const tracing = tracingWorkerOptions(setUpTracing(loadConfig({}).otel, 'record-histories'));
+    mkdirSync(out, { recursive: true });
+    // `npm run record:histories -- gdpr` records only the GDPR scenarios.
+    if (process.argv[2] === 'gdpr') {
+      await recordComplianceHistories(env, { workflowBundle, ...tracing }, save);
+      return;
+    }
     const billing = fakeBilling();
     const maintenance = await Worker.create({
       connection: env.nativeConnection,
@@ -131,6 +138,7 @@ async function main(): Promise<void> {
       ...tracing,
     });
     mkdirSync(out, { recursive: true });
+    await recordComplianceHistories(env, { workflowBundle, ...tracing }, save);
     const work = async () => {
       for (const [name, input] of Object.entries({
         'ping-plain': { token: 'replay' },

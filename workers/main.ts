@@ -1,16 +1,22 @@
 import http from 'node:http';
 import { loadPlanCatalog } from '../lib/plans';
 import path from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createActivities } from '../activities';
+import { createClickHouse } from '../lib/clients/clickhouse';
+import { createKafka } from '../lib/clients/kafka';
+import { createMinio } from '../lib/clients/minio';
+import { createOpenSearch } from '../lib/clients/opensearch';
 import { createPostgresPool } from '../lib/clients/postgres';
 import { config } from '../lib/config';
 import { createPaymentProvider } from '../lib/clients/payments';
 import { childLogger } from '../lib/logger';
 import { setUpTracing } from '../lib/telemetry';
 import { traceWorkflows, tracingWorkerOptions } from './interceptors';
+import { ERASURE_CODE_VERSION } from '../workflows/compliance/contract';
 import { temporalLogger } from './temporal-logger';
 
 /**
@@ -37,11 +43,25 @@ async function main(): Promise<void> {
     : { workflowsPath: require.resolve('../workflows') };
   const tracing = setUpTracing(cfg.otel, 'cadenza-worker');
   const pool = await createPostgresPool(cfg.postgres, 10);
+  const provider = createPaymentProvider(cfg.payments);
+  // GDPR steps reach every store, and Temporal itself (to end the person's subscriptions).
+  const clientConnection = Connection.lazy({ address: cfg.temporal.address });
+  const clickhouse = createClickHouse(cfg.clickhouse);
+  const opensearch = createOpenSearch(cfg.opensearch);
   const activities = createActivities({
-    billing: {
+    billing: { pool, provider, plans: loadPlanCatalog(cfg.billing.plansFile) },
+    compliance: {
       pool,
-      provider: createPaymentProvider(cfg.payments),
-      plans: loadPlanCatalog(cfg.billing.plansFile),
+      clickhouse,
+      opensearch,
+      minio: createMinio(cfg.minio),
+      kafka: createKafka(cfg.kafka, 'cadenza-worker'),
+      temporal: new Client({ connection: clientConnection, namespace: cfg.temporal.namespace }),
+      provider,
+      indexPrefix: cfg.opensearch.indexPrefix,
+      bucketPrefix: cfg.minio.bucketPrefix,
+      topics: cfg.kafka.topics,
+      codeVersion: codeVersion(),
     },
   });
   const workers = await Promise.all(
@@ -85,10 +105,19 @@ async function main(): Promise<void> {
   } finally {
     health.close();
     await connection.close();
+    await Promise.allSettled([clientConnection.close(), clickhouse.close(), opensearch.close()]);
     await pool.end();
     await tracing.shutdown();
     log.info('worker stopped');
   }
+}
+
+/** The package version and the erasure procedure's, named in every GDPR certificate. */
+function codeVersion(): string {
+  const { version } = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  return `cadenza ${version}, erasure v${ERASURE_CODE_VERSION}`;
 }
 
 main().catch((err: unknown) => {

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   const stop = async () => {
     log.info('sink stopping: finishing the batch in hand, committing, leaving the group');
     await sink.stop();
-    suppressions.stop();
+    await suppressions.stop();
     server.close();
     await Promise.allSettled([clickhouse.close(), pool.end()]);
     process.exit(0);

@@ -6,6 +6,12 @@ import type { Verifier } from '../auth/verifier';
 import { AddressLimiter } from '../auth/address-limiter';
 import { ForbiddenError, TooManyRequestsError, UnauthorizedError } from '../../lib/errors';
 
+/** Token subjects refused whatever their token (GDPR erasure): lib/erasure-lists.ts follows them. */
+export interface DeniedSubjects {
+  has(subject: string): boolean;
+  readonly size: number;
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal;
@@ -21,6 +27,8 @@ export interface AuthOptions {
   verify: Verifier;
   /** Requests per minute per address without a valid token (CADENZA_API_AUTH_FAILURES_PER_MINUTE). */
   failuresPerMinute: number;
+  /** Subjects refused whatever their token (GDPR erasure), checked after every verification. */
+  denied?: DeniedSubjects;
 }
 
 /**
@@ -31,7 +39,7 @@ export interface AuthOptions {
  * must still have budget for failures (429 before any signature check), a token remembered as refused is
  * refused again, and only then is a signature verified. Every refusal spends the address's budget.
  */
-export default fp<AuthOptions>(async (app, { verify, failuresPerMinute }) => {
+export default fp<AuthOptions>(async (app, { verify, failuresPerMinute, denied }) => {
   const limiter = new AddressLimiter(failuresPerMinute);
   const outcomes = new Counter({
     name: 'cadenza_api_auth_total',
@@ -74,7 +82,10 @@ export default fp<AuthOptions>(async (app, { verify, failuresPerMinute }) => {
     const cfg = request.routeOptions.config;
     if (cfg.public || !request.routeOptions.url) return; // unknown routes fall through to the 404 handler
     request.principal = await authenticate(request);
-    // Checks on the verified principal (remembered or not) go here, before the scopes.
+    // Checked after every verification, remembered or not: a denied subject is refused at once.
+    if (denied?.size && denied.has(request.principal.sub.toLowerCase())) {
+      throw new UnauthorizedError('This account is closed; its tokens are no longer accepted.');
+    }
     const needed = cfg.scopes ?? [];
     if (needed.length && !needed.some((s) => request.principal.scopes.includes(s))) {
       throw new ForbiddenError(`This needs one of the scopes: ${needed.join(', ')}.`);

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { tickProblem, type PlayTick } from '../../domain/play-ticks/ticks';
+import type { DeniedSubjects } from '../plugins/auth';
 import { withProblems } from '../schemas';
 
 export interface TickPublisher {
@@ -14,10 +15,11 @@ export const MAX_TICKS_PER_REQUEST = 500;
  * answer (202, after Kafka acknowledged) names every rejected tick by index with its reason.
  * A listener may only send their own ticks; a service may send anyone's.
  */
-export const playTickRoutes: FastifyPluginAsyncTypebox<{ publisher: TickPublisher }> = async (
-  app,
-  { publisher },
-) => {
+export const playTickRoutes: FastifyPluginAsyncTypebox<{
+  publisher: TickPublisher;
+  /** Users erased (or being erased): their ticks are refused (lib/erasure-lists.ts). */
+  denied?: DeniedSubjects;
+}> = async (app, { publisher, denied }) => {
   app.post(
     '/play-ticks',
     {
@@ -49,6 +51,7 @@ export const playTickRoutes: FastifyPluginAsyncTypebox<{ publisher: TickPublishe
       const asService = scopes.includes('service');
       const subject = sub.toLowerCase();
       const now = Date.now();
+      const erased = denied?.size ? denied : null;
       const accepted: PlayTick[] = [];
       const rejected: { index: number; reason: string }[] = [];
       request.body.ticks.forEach((raw, index) => {
@@ -61,6 +64,9 @@ export const playTickRoutes: FastifyPluginAsyncTypebox<{ publisher: TickPublishe
             index,
             reason: "user_id is not the token's subject: a listener sends only their own ticks",
           });
+        }
+        if (erased?.has(tick.user_id.toLowerCase())) {
+          return void rejected.push({ index, reason: 'user_id belongs to an erased account' });
         }
         accepted.push(tick);
       });

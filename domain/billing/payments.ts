@@ -82,4 +82,9 @@ export interface PaymentProvider {
   authorize(req: Omit<ChargeRequest, 'amountMinor'>): Promise<ChargeResult>;
   charge(req: ChargeRequest): Promise<ChargeResult>;
   refund(req: RefundRequest): Promise<RefundResult>;
+  /**
+   * Detaches a payment method from the provider's customer for good (GDPR erasure): it can never be
+   * charged again. Idempotent; a method the provider does not know is detached already.
+   */
+  detach(token: string): Promise<void>;
 }

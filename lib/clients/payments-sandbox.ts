@@ -93,6 +93,12 @@ export class SandboxProvider implements PaymentProvider {
     return { reference: r.id, amountMinor: r.amount };
   }
 
+  async detach(token: string): Promise<void> {
+    const answer = await this.post(`/v1/payment_methods/${encodeURIComponent(token)}/detach`, {});
+    // 404: the provider does not know the method (never made, or removed): nothing is attached.
+    if (answer.status !== 404) this.expect(answer, [200]);
+  }
+
   private chargeResult(answer: Answer): ChargeResult {
     const { status, body } = this.expect(answer, [200, 402]);
     if (status === 200) return { outcome: 'succeeded', reference: this.read(Succeeded, body).id };

@@ -65,6 +65,8 @@ export async function ensureSchema(pool: DatabasePool): Promise<void> {
       claimed_at timestamptz NOT NULL DEFAULT now(),
       created_at timestamptz NOT NULL DEFAULT now()
     )`,
+    // A detached method (GDPR erasure) is never charged again.
+    sql.unsafe`ALTER TABLE payment_methods ADD COLUMN IF NOT EXISTS detached_at timestamptz`,
     sql.unsafe`CREATE INDEX IF NOT EXISTS charges_subscription_period
       ON charges ((metadata->>'subscription_id'), (metadata->>'period'))`,
     sql.unsafe`CREATE TABLE IF NOT EXISTS refunds (

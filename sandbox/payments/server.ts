@@ -239,10 +239,20 @@ export function buildSandbox({ pool, settings: initial, log }: SandboxDeps) {
     body: z.output<typeof AuthorizationBody> & { amount: number },
   ) {
     const key = idempotencyKey(req);
-    const method = await pool.maybeOneFirst(
-      sql.type(z.object({ test_method: z.enum(TEST_METHODS) }))`
-        SELECT test_method FROM payment_methods WHERE token = ${body.payment_method}`,
+    const found = await pool.maybeOne(
+      sql.type(z.object({ test_method: z.enum(TEST_METHODS), detached: z.boolean() }))`
+        SELECT test_method, detached_at IS NOT NULL AS detached FROM payment_methods
+        WHERE token = ${body.payment_method}`,
     );
+    const method = found?.test_method;
+    if (found?.detached)
+      throw new ApiError(
+        400,
+        'invalid_request_error',
+        'payment_method_detached',
+        `The payment_method ${body.payment_method} was detached and cannot be used`,
+        { param: 'payment_method' },
+      );
     if (!method)
       throw new ApiError(
         404,
@@ -304,6 +314,22 @@ export function buildSandbox({ pool, settings: initial, log }: SandboxDeps) {
         exp_month: card.expMonth,
         exp_year: card.expYear,
       });
+    });
+
+    // Detaching is for good and idempotent: a repeat answers as the first time.
+    v1.post('/v1/payment_methods/:token/detach', async (req) => {
+      const { token } = req.params as { token: string };
+      const detached = await pool.maybeOneFirst(sql.type(z.object({ detached: z.number() }))`
+        UPDATE payment_methods SET detached_at = coalesce(detached_at, now()) WHERE token = ${token}
+        RETURNING extract(epoch FROM detached_at)::int AS detached`);
+      if (detached === null)
+        throw new ApiError(
+          404,
+          'invalid_request_error',
+          'resource_missing',
+          `No such payment_method: ${token}`,
+        );
+      return { id: token, detached };
     });
 
     v1.post('/v1/charges', async (req, reply) => {

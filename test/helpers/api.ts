@@ -43,6 +43,8 @@ export async function testApp(
     payments?: ApiDeps['payments'];
     /** A verifier of the test's own (to count verifications); default the config's issuer. */
     verify?: ApiDeps['verify'];
+    minio?: ApiDeps['minio'];
+    denied?: ApiDeps['denied'];
   } = {},
 ) {
   const temporal =
@@ -64,6 +66,8 @@ export async function testApp(
       provider: undefined as unknown as PaymentProvider,
       plans: PlanCatalog.builtIn(),
     },
+    minio: opts.minio,
+    denied: opts.denied,
     log: false,
   });
   await app.ready();

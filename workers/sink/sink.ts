@@ -203,7 +203,15 @@ export class PlayTickSink {
     if (!batch.messages.length || isStale()) return;
     const started = performance.now();
     const messages = batch.messages;
-    const converted = await this.convert(messages.map((m) => m.value));
+    // The suppression list's version is held while the batch is in hand (an erasure waits for it).
+    const listVersion = this.suppressions.hold();
+    let converted: (Converted & { first: number })[];
+    try {
+      converted = await this.convert(messages.map((m) => m.value));
+    } catch (err) {
+      this.suppressions.release(listVersion);
+      throw err;
+    }
     const rejects = converted.flatMap(({ rejects: r, first }) =>
       r.map(({ index, reason, record, encoding }) => {
         const m = messages[first + index] as (typeof messages)[number];
@@ -280,6 +288,7 @@ export class PlayTickSink {
     void done.finally(() => {
       this.inFlight.delete(done);
       this.unfinishedBytes -= bytes;
+      this.suppressions.release(listVersion);
     });
     resolveOffset(batch.lastOffset());
     this.lag.set({ partition: String(batch.partition) }, Number(batch.offsetLag()));

@@ -1,46 +1,70 @@
-import { sql, type DatabasePool } from 'slonik';
-import { z } from 'zod';
+import type { DatabasePool } from 'slonik';
 import { encodeSuppressions } from './convert';
+import { ListFollower } from '../../lib/erasure-lists';
 import { userKey } from '../../domain/play-ticks/rows';
 
 /**
- * Users whose play-ticks must be dropped (GDPR erasure adds them). Held in memory and refreshed
- * on an interval, so the hot path is a Set lookup.
+ * Users whose play-ticks must be dropped (GDPR erasure adds them). Held in memory and followed every
+ * half second, so the hot path is a Set lookup. The sink reports in `list_holders` the version it holds:
+ * the oldest version any batch still in hand was converted with (`holding`), so an erasure waits until no
+ * tick of the user that slipped through an older list can still reach ClickHouse.
  */
 export class SuppressionList {
-  private users = new Set<string>();
-  private shared: SharedArrayBuffer | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private shared: { version: number; buffer: SharedArrayBuffer } | undefined;
+  /** Versions the batches in hand were converted with → how many batches. */
+  private readonly inHand = new Map<number, number>();
+  private readonly follower: ListFollower;
 
-  constructor(private readonly pool: DatabasePool) {}
-
-  async refresh(): Promise<void> {
-    const ids = await this.pool.anyFirst(
-      sql.type(z.object({ user_id: z.string() }))`SELECT user_id::text AS user_id FROM play_suppressions`,
-    );
-    this.users = new Set(ids.map(userKey));
-    this.shared = undefined;
+  constructor(pool: DatabasePool, pollMs = 500) {
+    this.follower = new ListFollower(pool, {
+      list: 'play_suppressions',
+      role: 'sink',
+      keyOf: userKey,
+      pollMs,
+      held: (loaded) => Math.min(loaded, ...this.inHand.keys()),
+    });
   }
 
-  /** The list as shared memory for the sink's threads; one per refresh. */
+  get version(): number {
+    return this.follower.version;
+  }
+
+  refresh(): Promise<void> {
+    return this.follower.refresh();
+  }
+
+  /** A batch is converted with the current list: its version is held until `release`. */
+  hold(): number {
+    const v = this.follower.version;
+    this.inHand.set(v, (this.inHand.get(v) ?? 0) + 1);
+    return v;
+  }
+
+  release(version: number): void {
+    const n = (this.inHand.get(version) ?? 1) - 1;
+    if (n > 0) this.inHand.set(version, n);
+    else this.inHand.delete(version);
+  }
+
+  /** The list as shared memory for the sink's threads; one per version. */
   snapshot(): SharedArrayBuffer {
-    this.shared ??= encodeSuppressions(this.users);
-    return this.shared;
+    if (this.shared?.version !== this.follower.version) {
+      this.shared = { version: this.follower.version, buffer: encodeSuppressions(this.follower.set) };
+    }
+    return this.shared.buffer;
   }
 
   /** The membership test for rows (by `userKey`), or null while the list is empty. */
   lookup(): ((key: string) => boolean) | null {
-    const users = this.users;
+    const users = this.follower.set;
     return users.size ? (key) => users.has(key) : null;
   }
 
-  async start(intervalMs = 15_000): Promise<void> {
-    await this.refresh();
-    this.timer = setInterval(() => void this.refresh().catch(() => undefined), intervalMs);
-    this.timer.unref();
+  start(): Promise<void> {
+    return this.follower.start();
   }
 
-  stop(): void {
-    clearInterval(this.timer);
+  stop(): Promise<void> {
+    return this.follower.stop();
   }
 }
