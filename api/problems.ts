@@ -23,6 +23,8 @@ export const FAILURE_PROBLEMS: { readonly [K in FailureType]: ProblemOf } = {
   PaymentDeclined: { status: 402, slug: 'payment-declined', title: 'Payment declined' },
   ProviderRequestError: { status: 502, slug: 'payment-provider-refused', title: 'Payment provider refused' },
   UnknownUser: { status: 404, slug: 'not-found', title: 'Not found' },
+  RestoreDrillFailed: { status: 500, slug: 'restore-drill-failed', title: 'Restore drill failed' },
+  BackupNotFound: { status: 404, slug: 'backup-not-found', title: 'No such backup' },
 };
 
 const isFailureType = (type: string | undefined | null): type is FailureType =>

@@ -8,6 +8,10 @@ import { createActivities } from '../activities';
 import { createPostgresPool } from '../lib/clients/postgres';
 import { config } from '../lib/config';
 import { createPaymentProvider } from '../lib/clients/payments';
+import { createClickHouse } from '../lib/clients/clickhouse';
+import { createMinio } from '../lib/clients/minio';
+import { createOpenSearch } from '../lib/clients/opensearch';
+import { registerOpsMetrics } from './ops-metrics';
 import { childLogger } from '../lib/logger';
 import { setUpTracing } from '../lib/telemetry';
 import { traceWorkflows, tracingWorkerOptions } from './interceptors';
@@ -37,11 +41,21 @@ async function main(): Promise<void> {
     : { workflowsPath: require.resolve('../workflows') };
   const tracing = setUpTracing(cfg.otel, 'cadenza-worker');
   const pool = await createPostgresPool(cfg.postgres, 10);
+  const clickhouse = createClickHouse(cfg.clickhouse);
+  const opensearch = createOpenSearch(cfg.opensearch);
   const activities = createActivities({
     billing: {
       pool,
       provider: createPaymentProvider(cfg.payments),
       plans: loadPlanCatalog(cfg.billing.plansFile),
+    },
+    // Backups stream objects of unknown size: 16 MB upload parts bound the memory each one takes.
+    ops: {
+      pool,
+      clickhouse,
+      opensearch,
+      minio: createMinio(cfg.minio, { partSize: 16 * 1024 * 1024 }),
+      config: cfg,
     },
   });
   const workers = await Promise.all(
@@ -66,6 +80,7 @@ async function main(): Promise<void> {
   // own metrics are on the metrics port).
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'cadenza_worker_' });
+  registerOpsMetrics(registry, { pool, temporal: { connection, namespace: cfg.temporal.namespace } });
   const health = http.createServer((req, res) => {
     if (req.url === '/metrics') {
       void registry
@@ -86,6 +101,7 @@ async function main(): Promise<void> {
     health.close();
     await connection.close();
     await pool.end();
+    await Promise.allSettled([clickhouse.close(), opensearch.close()]);
     await tracing.shutdown();
     log.info('worker stopped');
   }

@@ -1,3 +1,15 @@
 // Every workflow type Cadenza registers; the worker bundles this file.
 export { ping } from './ops/ping';
 export { subscription } from './billing/subscription';
+export { dimensionRefresh } from './ops/dimensions';
+export { partitionMaintenance } from './ops/partitions';
+export { backupStores } from './ops/backups';
+export { restoreDrill } from './ops/restore-drill';
+export { refreshRecommendations } from './ops/recommendations';
+export {
+  scheduledDimensionRefresh,
+  scheduledPartitionMaintenance,
+  scheduledBackup,
+  scheduledRestoreDrill,
+  scheduledRecommendations,
+} from './ops/scheduled';
