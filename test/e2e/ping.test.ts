@@ -9,6 +9,7 @@ import { createPostgresPool } from '../../lib/clients/postgres';
 import type { Config } from '../../lib/config';
 import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
 import { testConfig, workflowBundle, workflowSinks } from '../helpers/env';
+import { TASK_QUEUE, pingWorkflowId } from '../../workflows/ops/contract';
 
 /** API → Temporal dev server → worker → activity → API reports the result. */
 describe('ping end to end', () => {
@@ -36,7 +37,7 @@ describe('ping end to end', () => {
     worker = await Worker.create({
       connection: await NativeConnection.connect({ address: cfg.temporal.address }),
       namespace: cfg.temporal.namespace,
-      taskQueue: 'ops',
+      taskQueue: TASK_QUEUE,
       workflowBundle: await workflowBundle(),
       sinks: workflowSinks(),
       activities: createActivities(),
@@ -73,9 +74,9 @@ describe('ping end to end', () => {
     expect(res.statusCode).toBe(202);
     const started = res.json();
     expect(started).toMatchObject({
-      workflowId: `ping-${key}`,
+      workflowId: pingWorkflowId(key),
       existing: false,
-      statusUrl: `/v1/workflows/ping-${key}`,
+      statusUrl: `/v1/workflows/${pingWorkflowId(key)}`,
     });
     expect(res.headers.location).toBe(started.statusUrl);
     expect(await auditOf(res.headers['x-request-id'] as string)).toEqual([
@@ -83,7 +84,7 @@ describe('ping end to end', () => {
     ]);
 
     const done = await waitForStatus(started.workflowId, 'COMPLETED');
-    expect(done).toMatchObject({ type: 'ping', taskQueue: 'ops', runId: started.runId });
+    expect(done).toMatchObject({ type: 'ping', taskQueue: TASK_QUEUE, runId: started.runId });
     expect(done.result).toEqual({ token: 'hello', answeredBy: 'ops/5', activityAttempt: 1 });
 
     const list = await app.inject({
