@@ -26,6 +26,7 @@ import { paymentMethodRoutes } from './routes/payment-methods';
 import { pingRoutes } from './routes/ping';
 import { playTickRoutes, type TickPublisher } from './routes/play-ticks';
 import { subscriptionRoutes } from './routes/subscriptions';
+import { userRoutes } from './routes/users';
 import { workflowRoutes } from './routes/workflows';
 import { Problem } from './schemas';
 
@@ -142,5 +143,6 @@ export async function buildApp(deps: ApiDeps) {
   await app.register(artistRoutes, { ...v1, clickhouse });
   await app.register(paymentMethodRoutes, { ...v1, pool, provider: payments.provider });
   await app.register(subscriptionRoutes, { ...v1, temporal, pool, ...payments });
+  await app.register(userRoutes, { ...v1, pool });
   return app;
 }

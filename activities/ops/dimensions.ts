@@ -21,6 +21,7 @@ const ERASED_BATCH = 1000;
 const Instant = z.object({ at: z.string() });
 const Watermark = z.object({ value: z.string() });
 const Id = z.object({ user_id: z.string() });
+const Present = z.object({ id: z.string() });
 const Pending = z.object({ n: chCount });
 
 const iso = sql.fragment`'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'`;
@@ -39,12 +40,12 @@ export function createDimensionActivities(deps: { pool: DatabasePool; clickhouse
       );
       const present = await chRows(
         clickhouse,
-        ch`SELECT DISTINCT toString(user_id) AS user_id FROM dim_users WHERE user_id IN (${uuids})`,
-        Id,
+        ch`SELECT DISTINCT toString(user_id) AS id FROM dim_users WHERE user_id IN (${uuids})`,
+        Present,
       );
       if (!present.length) continue;
       const doomed = join(
-        present.map((r) => ch`toUUID(${r.user_id})`),
+        present.map((r) => ch`toUUID(${r.id})`),
         ', ',
       );
       await clickhouse.command({ query: ch`ALTER TABLE dim_users DELETE WHERE user_id IN (${doomed})`.text });
@@ -72,12 +73,10 @@ export function createDimensionActivities(deps: { pool: DatabasePool; clickhouse
       const { at: until } = await pool.one(
         sql.type(Instant)`SELECT to_char(now() AT TIME ZONE 'UTC', ${iso}) AS at`,
       );
-      const mark = await pool.maybeOne(sql.type(Watermark)`
-        SELECT to_char(value AT TIME ZONE 'UTC', ${iso}) AS value FROM ops_watermarks
-        WHERE name = ${DIMENSIONS_WATERMARK}`);
-      const since = mark
-        ? new Date(Date.parse(mark.value) - input.overlapSeconds * 1000).toISOString()
-        : null;
+      // Read again from `overlap` before the watermark: a transaction may commit after a later one.
+      const since = await pool.maybeOneFirst(sql.type(Watermark)`
+        SELECT to_char((value - make_interval(secs => ${input.overlapSeconds})) AT TIME ZONE 'UTC', ${iso}) AS value
+        FROM ops_watermarks WHERE name = ${DIMENSIONS_WATERMARK}`);
       const counts = await copyChangedDimensions(pool, clickhouse, {
         since,
         version: Date.now(),

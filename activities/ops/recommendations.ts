@@ -12,7 +12,8 @@ import { chCount, chRows } from '../../lib/clients/clickhouse';
  * 2. a track's neighbours: the tracks most listeners of it also played, counted over each listener's 30 most
  *    played tracks (bounds the self-join), pairs shared by one listener only dropped as noise;
  * 3. a listener's recommendations: the neighbours of their tracks they have not played, scored by the sum of
- *    co-listeners, ties broken by track ID so a re-run gives the same list.
+ *    co-listeners. Ties are broken by the track ID's text (UUIDs sort by their bytes otherwise, which no
+ *    reader would guess), so a re-run gives the same list.
  * The lists go to PostgreSQL `user_recs` (IDs and scores only), where the API reads them.
  */
 
@@ -36,7 +37,7 @@ export function listenerTracks(from: Date, shard?: { shard: number; shards: numb
 /** A listener's most played tracks: the ones their neighbours and recommendations are computed from. */
 const topTracks = (from: Date, shard?: { shard: number; shards: number }) =>
   ch`SELECT user_id, track_id FROM (${listenerTracks(from, shard)})
-    ORDER BY user_id, plays DESC, track_id LIMIT ${TRACKS_PER_LISTENER} BY user_id`;
+    ORDER BY user_id, plays DESC, toString(track_id) LIMIT ${TRACKS_PER_LISTENER} BY user_id`;
 
 /** Every track's `neighbors` most co-listened tracks. */
 export function trackNeighbors(from: Date, neighbors: number): ChFragment {
@@ -46,7 +47,7 @@ export function trackNeighbors(from: Date, neighbors: number): ChFragment {
     WHERE track_id != neighbor
     GROUP BY track_id, neighbor
     HAVING listeners >= ${MIN_CO_LISTENERS}
-    ORDER BY track_id, listeners DESC, neighbor
+    ORDER BY track_id, listeners DESC, toString(neighbor)
     LIMIT ${neighbors} BY track_id`;
 }
 
@@ -64,7 +65,7 @@ export function listenerRecommendations(
     ) AS near USING track_id
     WHERE (user_id, neighbor) NOT IN (SELECT user_id, track_id FROM (${listenerTracks(from, shard)}))
     GROUP BY user_id, neighbor
-    ORDER BY user_id, score DESC, neighbor
+    ORDER BY user_id, score DESC, recommended
     LIMIT ${perUser} BY user_id`;
 }
 

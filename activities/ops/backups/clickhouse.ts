@@ -70,12 +70,12 @@ function checksumQuery(table: string, engine: string, columns: { name: string; t
 }
 
 async function tableSum(client: ClickHouseClient, table: string, engine: string) {
-  // The columns `SELECT *` returns (MATERIALIZED and ALIAS columns are not exported).
+  // The columns `SELECT *` returns (MATERIALIZED and ALIAS columns are not exported), in the table's order
+  // (18.16's system.columns has no position column to sort by).
   const columns = await chRows(
     client,
     ch`SELECT name, type FROM system.columns
-       WHERE database = currentDatabase() AND table = ${table} AND default_kind NOT IN ('MATERIALIZED', 'ALIAS')
-       ORDER BY position`,
+       WHERE database = currentDatabase() AND table = ${table} AND default_kind NOT IN ('MATERIALIZED', 'ALIAS')`,
     ColumnRow,
   );
   const [sum] = await chRows(client, checksumQuery(table, engine, columns), SumRow);

@@ -162,7 +162,16 @@ export function createBackupActivities(deps: OpsDeps) {
       drillId: string;
       backupId?: string;
     }): Promise<{ backupId: string | null; problem: DrillFailure | null }> {
-      if (i.backupId) checkId(i.backupId);
+      if (i.backupId) {
+        checkId(i.backupId);
+        const known = await pool.maybeOneFirst(sql.type(Key)`
+          SELECT backup_id FROM backups WHERE backup_id = ${i.backupId} AND status = 'completed'`);
+        if (!known)
+          throw ApplicationFailure.nonRetryable(
+            `there is no completed backup ${i.backupId} (see the backups table, or leave it out for the latest)`,
+            OpsFailure.BackupNotFound,
+          );
+      }
       const backupId =
         i.backupId ??
         (await pool.maybeOneFirst(sql.type(Key)`

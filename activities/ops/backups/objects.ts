@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { PassThrough, Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Client as MinioClient } from 'minio';
 
 /** An object of a backup: where it is, how big, and its SHA-256 (checked before anything is restored). */
@@ -35,9 +35,13 @@ export class Digest extends Transform {
   }
 }
 
+/** Objects smaller than this go up in one request (a multipart upload needs at least one part). */
+const SINGLE_REQUEST_BYTES = 1024 * 1024;
+
 /**
  * Streams `source` into the bucket (a multipart upload of unknown size, never the whole object in memory),
- * hashing it on the way. A failing source fails the upload: the object is not completed.
+ * hashing it on the way; a short object (an empty table's export) goes up in one request. A failing source
+ * fails the upload: the object is not completed.
  */
 export async function streamToObject(
   minio: MinioClient,
@@ -47,18 +51,46 @@ export async function streamToObject(
   onProgress?: (bytes: number) => void,
 ): Promise<StoredObject> {
   const digest = new Digest(onProgress);
-  const body = new PassThrough();
-  const piping = pipeline(source, digest, body);
-  // The client does not see an error of the stream it reads (it would wait for the end forever): race it.
-  const failed = piping.then(
-    () => new Promise<never>(() => undefined),
-    (err: unknown) => {
-      body.destroy(err as Error);
-      throw err;
-    },
-  );
-  await Promise.race([minio.putObject(bucket, key, body), failed]);
-  await piping;
+  source.on('error', (err) => digest.destroy(err));
+  source.pipe(digest);
+  const chunks = digest[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const head: Buffer[] = [];
+  let size = 0;
+  let ended = false;
+  while (size < SINGLE_REQUEST_BYTES) {
+    const next = await chunks.next();
+    if (next.done) {
+      ended = true;
+      break;
+    }
+    head.push(next.value);
+    size += next.value.length;
+  }
+  if (ended) {
+    const whole = Buffer.concat(head);
+    await minio.putObject(bucket, key, whole, whole.length);
+  } else {
+    const body = new PassThrough();
+    const feeding = (async () => {
+      for (const c of head) if (!body.write(c)) await once(body, 'drain');
+      for (;;) {
+        const next = await chunks.next();
+        if (next.done) break;
+        if (!body.write(next.value)) await once(body, 'drain');
+      }
+      body.end();
+    })();
+    // The client does not see an error of the stream it reads (it would wait for the end forever): race it.
+    const failed = feeding.then(
+      () => new Promise<never>(() => undefined),
+      (err: unknown) => {
+        body.destroy(err as Error);
+        throw err;
+      },
+    );
+    await Promise.race([minio.putObject(bucket, key, body), failed]);
+    await feeding;
+  }
   return { key, bytes: digest.bytes, sha256: digest.sha256 };
 }
 
