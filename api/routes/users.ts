@@ -20,7 +20,8 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ pool: DatabasePool }> = asy
       config: { scopes: ['listener', 'service', 'operator'] },
       schema: {
         tags: ['users'],
-        summary: "Tracks recommended to a listener from co-listening (the listener's own, or service/operator)",
+        summary:
+          "Tracks recommended to a listener from co-listening (the listener's own, or service/operator)",
         params: Type.Object({ id: Uuid }),
         response: withProblems({
           200: Type.Object({
