@@ -155,10 +155,12 @@ export function differences(d: ScheduleDeclaration, cfg: Config, found: Schedule
   return diffs;
 }
 
+/** `createPaused`: new schedules start paused (tests, so nothing fires while they look). */
 export async function applySchedules(
   client: Client,
   cfg: Config,
   declared: readonly ScheduleDeclaration[] = SCHEDULES,
+  opts: { createPaused?: boolean } = {},
 ): Promise<Applied[]> {
   const applied: Applied[] = [];
   for (const d of declared) {
@@ -171,7 +173,9 @@ export async function applySchedules(
       if (!(err instanceof ScheduleNotFoundError)) throw err;
     }
     if (!found) {
-      await client.schedule.create(options);
+      await client.schedule.create(
+        opts.createPaused ? { ...options, state: { paused: true, note: 'created paused' } } : options,
+      );
       applied.push({ scheduleId: d.scheduleId, action: 'created' });
     } else if (differences(d, cfg, found).length) {
       // The operators' part (paused or not, and why) stays as it is.

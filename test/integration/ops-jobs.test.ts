@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, defineSearchAttributeKey } from '@temporalio/common';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { ch } from '../../lib/clickhouse-sql';
@@ -10,6 +10,9 @@ import { indexAlias } from '../../lib/clients/opensearch';
 import { readOpsState } from '../../workers/ops-metrics';
 import {
   OPS_WORKFLOWS,
+  SCHEDULED_WORKFLOWS,
+  SCHEDULE_IDS,
+  type LaunchResult,
   OpsFailure,
   OpsJob,
   SEARCH,
@@ -25,6 +28,11 @@ import {
 import type { Tick } from '../../scripts/seed/generate';
 import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
 import { opsWorld, type OpsWorld } from '../helpers/ops';
+import { applySchedules } from '../../scripts/schedules';
+import { SCHEDULES } from '../../workflows/schedules';
+
+/** Temporal sets it on runs a schedule starts; a test sets it to play a second firing of the same minute. */
+const SCHEDULED_AT = defineSearchAttributeKey('TemporalScheduledStartTime', 'DATETIME');
 
 /**
  * Each scheduled job's workflow on a seeded system of its own (real PostgreSQL, ClickHouse, OpenSearch,
@@ -103,6 +111,54 @@ describe('ops jobs against the real stores', () => {
       expect(recorded).toEqual(['succeeded', 'succeeded', 'succeeded']);
       const described = await w.client.workflow.getHandle(`dimension-refresh-${tag}-3`).describe();
       expect(described.typedSearchAttributes.get(SEARCH.status)).toBe('succeeded');
+    }, 120_000);
+  });
+
+  describe('from its schedule', () => {
+    it('runs the job a triggered schedule starts under its business key, with its status searchable', async () => {
+      const declared = SCHEDULES.filter((d) => d.scheduleId === SCHEDULE_IDS.dimensionRefresh).map((d) => ({
+        ...d,
+        scheduleId: `t-${tag}-${d.scheduleId}`,
+      }));
+      await applySchedules(w.client, w.cfg, declared, { createPaused: true });
+      const handle = w.client.schedule.getHandle(declared[0]!.scheduleId);
+      try {
+        await handle.trigger();
+        let launcher: string | undefined;
+        for (let i = 0; i < 100 && !launcher; i++) {
+          for await (const run of w.client.workflow.list({
+            query: `TemporalScheduledById = '${declared[0]!.scheduleId}'`,
+          }))
+            launcher = run.workflowId;
+          if (!launcher) await new Promise((r) => setTimeout(r, 200));
+        }
+        const launched = (await w.client.workflow
+          .getHandle(launcher as string)
+          .result()) as LaunchResult<DimensionRefreshResult>;
+        expect(launched.started).toBe(true);
+        expect(launched.workflowId).toMatch(/^dimension-refresh-\d{4}-\d{2}-\d{2}T\d{4}Z$/);
+        const child = await w.client.workflow.getHandle(launched.workflowId).describe();
+        expect(child.type).toBe(OPS_WORKFLOWS.dimensionRefresh);
+        expect(child.status.name).toBe('COMPLETED');
+        expect(child.typedSearchAttributes.get(SEARCH.status)).toBe('succeeded');
+        // A second firing of the same minute does not run the job again.
+        const again = await w.client.workflow.execute(SCHEDULED_WORKFLOWS.dimensionRefresh, {
+          taskQueue: TASK_QUEUE,
+          workflowId: `${launcher}-again`,
+          args: declared[0]!.args(w.cfg),
+          typedSearchAttributes: [
+            {
+              key: SCHEDULED_AT,
+              value: new Date(
+                launched.workflowId.replace(/^dimension-refresh-(.{10})T(\d\d)(\d\d)Z$/, '$1T$2:$3:00Z'),
+              ),
+            },
+          ],
+        });
+        expect(again).toEqual({ workflowId: launched.workflowId, started: false });
+      } finally {
+        await handle.delete();
+      }
     }, 120_000);
   });
 
