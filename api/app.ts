@@ -29,6 +29,7 @@ import { subscriptionRoutes } from './routes/subscriptions';
 import { userRoutes } from './routes/users';
 import { workflowRoutes } from './routes/workflows';
 import { Problem } from './schemas';
+import type { SessionRecorder } from './lib/session-recorder';
 
 export interface RouteSummary {
   method: string;
@@ -57,6 +58,8 @@ export interface ApiDeps {
   payments: { provider: PaymentProvider; plans: PlanCatalog };
   /** Where accepted play-ticks go (Kafka in production). */
   publisher: TickPublisher;
+  /** Records the listening sessions behind play-ticks (session_logs); tests may leave it out. */
+  sessions?: SessionRecorder;
   /** Temporal and every store, for /readyz. */
   readiness: () => Promise<Health[]>;
   /** Tests pass false for a quiet app. */
@@ -114,6 +117,7 @@ export async function buildApp(deps: ApiDeps) {
   await app.register(errors);
   await app.register(openapi);
   await app.register(metrics);
+  deps.sessions?.registerMetrics(app.metrics);
   await app.register(auth, { verify: deps.verify });
   await app.register(audit, { pool: deps.pool });
   // Per token (its subject): after authentication, before validation; anonymous callers by address.
@@ -138,7 +142,13 @@ export async function buildApp(deps: ApiDeps) {
   const v1 = { prefix: '/v1' };
   await app.register(workflowRoutes, { ...v1, temporal });
   await app.register(pingRoutes, { ...v1, temporal });
-  await app.register(playTickRoutes, { ...v1, publisher: deps.publisher });
+  await app.register(playTickRoutes, {
+    ...v1,
+    publisher: deps.publisher,
+    ...(deps.sessions
+      ? { sessions: { recorder: deps.sessions, countryHeader: config.sessions.countryHeader } }
+      : {}),
+  });
   await app.register(analyticsRoutes, { ...v1, pool, clickhouse });
   await app.register(artistRoutes, { ...v1, clickhouse });
   await app.register(paymentMethodRoutes, { ...v1, pool, provider: payments.provider });

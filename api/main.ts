@@ -15,6 +15,7 @@ import { createPaymentProvider } from '../lib/clients/payments';
 import { setUpTracing } from '../lib/telemetry';
 import { childLogger } from '../lib/logger';
 import { buildApp } from './app';
+import { SessionRecorder } from './lib/session-recorder';
 
 const log = childLogger('api');
 
@@ -34,11 +35,13 @@ async function main(): Promise<void> {
   const minio = createMinio(cfg.minio);
   const kafka = createKafka(cfg.kafka, 'cadenza-api');
   const publisher = new PlayTickProducer(kafka, cfg.kafka.topics.ticks, 3000);
+  const sessions = new SessionRecorder(pg, { windowMinutes: cfg.sessions.windowMinutes }, log);
   const app = await buildApp({
     config: cfg,
     temporal,
     verify: await createVerifier(cfg.auth),
     publisher,
+    sessions,
     pool: pg,
     clickhouse,
     payments: {
@@ -58,6 +61,7 @@ async function main(): Promise<void> {
   });
   const close = async () => {
     await app.close();
+    await sessions.stop();
     await Promise.allSettled([
       pg.end(),
       clickhouse.close(),
@@ -69,6 +73,7 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => void close());
   process.once('SIGINT', () => void close());
+  sessions.start();
   await app.listen({ host: cfg.api.host, port: cfg.api.port });
   log.info({ url: `http://${cfg.api.host}:${cfg.api.port}`, docs: '/docs' }, 'api listening');
 }

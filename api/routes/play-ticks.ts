@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { tickProblem, type PlayTick } from '../../domain/play-ticks/ticks';
+import { countryOf, type SessionRecorder } from '../lib/session-recorder';
 import { withProblems } from '../schemas';
 
 export interface TickPublisher {
@@ -14,10 +15,11 @@ export const MAX_TICKS_PER_REQUEST = 500;
  * answer (202, after Kafka acknowledged) names every rejected tick by index with its reason.
  * A listener may only send their own ticks; a service may send anyone's.
  */
-export const playTickRoutes: FastifyPluginAsyncTypebox<{ publisher: TickPublisher }> = async (
-  app,
-  { publisher },
-) => {
+export const playTickRoutes: FastifyPluginAsyncTypebox<{
+  publisher: TickPublisher;
+  /** Notes the listening sessions behind the ticks (session_logs), with the edge's country header. */
+  sessions?: { recorder: SessionRecorder; countryHeader: string | null };
+}> = async (app, { publisher, sessions }) => {
   app.post(
     '/play-ticks',
     {
@@ -65,6 +67,10 @@ export const playTickRoutes: FastifyPluginAsyncTypebox<{ publisher: TickPublishe
         accepted.push(tick);
       });
       await publisher.publish(accepted);
+      if (sessions && accepted.length) {
+        const header = sessions.countryHeader ? request.headers[sessions.countryHeader] : undefined;
+        sessions.recorder.noteTicks(accepted, countryOf(header), now);
+      }
       return reply.code(202).send({ accepted: accepted.length, rejected });
     },
   );

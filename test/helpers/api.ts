@@ -41,6 +41,7 @@ export async function testApp(
     pool?: DatabasePool;
     clickhouse?: ClickHouseClient;
     payments?: ApiDeps['payments'];
+    sessions?: ApiDeps['sessions'];
   } = {},
 ) {
   const temporal =
@@ -55,6 +56,7 @@ export async function testApp(
     verify: await createVerifier(cfg.auth),
     readiness: opts.readiness ?? (async () => []),
     publisher: opts.publisher ?? { publish: async () => undefined },
+    ...(opts.sessions ? { sessions: opts.sessions } : {}),
     // Unit tests never reach a handler that reads a store; integration tests pass real clients.
     pool: opts.pool ?? (undefined as unknown as DatabasePool),
     clickhouse: opts.clickhouse ?? (undefined as unknown as ClickHouseClient),
