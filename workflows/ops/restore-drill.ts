@@ -32,7 +32,7 @@ export async function restoreDrill(input: RestoreDrillInput): Promise<RestoreDri
     async () => {
       const begun = await catalogue.beginRestoreDrill(input);
       const failures: DrillFailure[] = begun.problem ? [begun.problem] : [];
-      let checks = 0;
+      let checks = failures.length;
       if (begun.backupId && !begun.problem) {
         const backupId = begun.backupId;
         for (const step of [
