@@ -56,7 +56,11 @@ const collapses = (engine: string) => hasData(engine) && engine !== 'MergeTree';
 const EXPORT_ATTEMPTS = 3;
 
 /** `toString` of each column (finalised when it is an aggregate state): cityHash64 takes no UUID on 18.16. */
-function checksumQuery(table: string, engine: string, columns: { name: string; type: string }[]): ChFragment {
+export function checksumQuery(
+  table: string,
+  engine: string,
+  columns: { name: string; type: string }[],
+): ChFragment {
   const values = join(
     columns.map((c) =>
       c.type.startsWith('AggregateFunction(')
