@@ -193,7 +193,7 @@ describe('ops jobs against the real stores', () => {
       const app = await testApp(apiCfg, { pool: w.pool });
       try {
         const [someone, list] = [...expected.entries()][0]!;
-        const other = w.data.users.find((u) => u.user_id !== someone)!.user_id;
+        const other = w.data.users.find((u) => u.user_id !== someone && !erased.has(u.user_id))!.user_id;
         const token = await tokenFor(apiCfg, someone, ['listener']);
         const get = (id: string, t = token) =>
           app.inject({ method: 'GET', url: `/v1/users/${id}/recommendations`, headers: bearer(t) });
@@ -209,6 +209,8 @@ describe('ops jobs against the real stores', () => {
         const operator = await tokenFor(apiCfg, 'ops-person', ['operator']);
         expect((await get(other, operator)).statusCode).toBe(200);
         expect((await get(randomUUID(), operator)).statusCode).toBe(404);
+        // An erased listener has no recommendations to show, to anyone.
+        expect((await get([...erased][0] as string, operator)).statusCode).toBe(404);
       } finally {
         await app.close();
       }

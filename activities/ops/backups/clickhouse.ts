@@ -6,7 +6,6 @@ import { ch, ident, join, type ChFragment } from '../../../lib/clickhouse-sql';
 import { chCount, chRows, createClickHouse } from '../../../lib/clients/clickhouse';
 import type { Config } from '../../../lib/config';
 import type { DrillFailure } from '../../../workflows/ops/contract';
-import { drillDatabase } from './postgres';
 import {
   putSmallObject,
   readSmallObject,
@@ -151,13 +150,14 @@ export function retarget(ddl: string, from: string, to: string): string {
   return ddl.replace(new RegExp(`(^|[^\\w.\`])\`?${name}\`?\\.`, 'g'), `$1${to}.`);
 }
 
+/** Restores every table into the new database `target` (replaced if there), then compares with the manifest. */
 export async function restoreClickHouse(
   deps: { minio: MinioClient; config: Config },
   bucket: string,
-  drillId: string,
   backup: ClickHouseBackup,
+  opts: { target: string; keep?: boolean },
 ): Promise<{ checks: number; failures: DrillFailure[] }> {
-  const target = drillDatabase(drillId);
+  const { target } = opts;
   const server = createClickHouse(deps.config.clickhouse, null);
   const client = createClickHouse({ ...deps.config.clickhouse, database: target });
   const failures: DrillFailure[] = [];
@@ -209,7 +209,10 @@ export async function restoreClickHouse(
     }
     return { checks, failures };
   } finally {
-    await server.command({ query: ch`DROP DATABASE IF EXISTS ${ident(target)}`.text }).catch(() => undefined);
+    if (!opts.keep)
+      await server
+        .command({ query: ch`DROP DATABASE IF EXISTS ${ident(target)}`.text })
+        .catch(() => undefined);
     await Promise.allSettled([server.close(), client.close()]);
   }
 }

@@ -14,7 +14,10 @@ import type { OpsDeps } from '../deps';
 import { backupClickHouse, restoreClickHouse, type ClickHouseBackup } from './clickhouse';
 import { listKeys, putSmallObject, readSmallObject, type StoredObject } from './objects';
 import { backupOpenSearch, restoreOpenSearch, type OpenSearchBackup } from './opensearch';
-import { backupPostgres, restorePostgres, type PostgresBackup } from './postgres';
+import { backupPostgres, drillDatabase, restorePostgres, type PostgresBackup } from './postgres';
+
+/** Scratch search indices of a drill: lower case, as OpenSearch requires. */
+const drillIndexPrefix = (drillId: string) => drillId.toLowerCase().replace(/[^a-z0-9-]/g, '-');
 
 /**
  * Backups into the `backups` bucket, one folder per backup (`<backupId>/…`), and the restore drill. A backup
@@ -48,6 +51,32 @@ function objectsOf(m: Omit<BackupManifest, 'format' | 'completedAt'>): StoredObj
   ];
 }
 
+/** The manifest of a completed backup, checked against the SHA-256 its catalogue row holds. */
+export async function readBackupManifest(
+  deps: Pick<OpsDeps, 'pool' | 'minio' | 'config'>,
+  backupId: string,
+): Promise<BackupManifest> {
+  const row = await deps.pool.maybeOne(sql.type(BackupRow)`
+    SELECT backup_id, manifest_key, manifest_sha256 FROM backups
+    WHERE backup_id = ${backupId} AND status = 'completed'`);
+  if (!row)
+    throw ApplicationFailure.nonRetryable(`no completed backup ${backupId}`, OpsFailure.BackupNotFound);
+  const text = await readSmallObject(
+    deps.minio,
+    bucketName('backups', deps.config.minio.bucketPrefix),
+    row.manifest_key,
+  );
+  const sha = createHash('sha256').update(text).digest('hex');
+  if (sha !== row.manifest_sha256) throw new ManifestDamaged(row.manifest_key);
+  return JSON.parse(text.toString('utf8')) as BackupManifest;
+}
+
+/** The latest completed backup's ID, if there is one. */
+export async function latestBackupId(pool: OpsDeps['pool']): Promise<string | null> {
+  return pool.maybeOneFirst(sql.type(Key)`
+    SELECT backup_id FROM backups WHERE status = 'completed' ORDER BY completed_at DESC LIMIT 1`);
+}
+
 export function createBackupActivities(deps: OpsDeps) {
   const { pool, minio, config } = deps;
   const bucket = bucketName('backups', config.minio.bucketPrefix);
@@ -59,18 +88,7 @@ export function createBackupActivities(deps: OpsDeps) {
       );
   };
 
-  /** The manifest of a completed backup, checked against the SHA-256 its catalogue row holds. */
-  async function readManifest(backupId: string): Promise<BackupManifest> {
-    const row = await pool.maybeOne(sql.type(BackupRow)`
-      SELECT backup_id, manifest_key, manifest_sha256 FROM backups
-      WHERE backup_id = ${backupId} AND status = 'completed'`);
-    if (!row)
-      throw ApplicationFailure.nonRetryable(`no completed backup ${backupId}`, OpsFailure.BackupNotFound);
-    const text = await readSmallObject(minio, bucket, row.manifest_key);
-    const sha = createHash('sha256').update(text).digest('hex');
-    if (sha !== row.manifest_sha256) throw new ManifestDamaged(row.manifest_key);
-    return JSON.parse(text.toString('utf8')) as BackupManifest;
-  }
+  const readManifest = (backupId: string) => readBackupManifest(deps, backupId);
 
   return {
     async beginBackup(i: { backupId: string }): Promise<void> {
@@ -172,10 +190,7 @@ export function createBackupActivities(deps: OpsDeps) {
             OpsFailure.BackupNotFound,
           );
       }
-      const backupId =
-        i.backupId ??
-        (await pool.maybeOneFirst(sql.type(Key)`
-          SELECT backup_id FROM backups WHERE status = 'completed' ORDER BY completed_at DESC LIMIT 1`));
+      const backupId = i.backupId ?? (await latestBackupId(pool));
       await pool.query(sql.unsafe`
         INSERT INTO restore_drills (drill_id, backup_id, status) VALUES (${i.drillId}, ${backupId}, 'running')
         ON CONFLICT (drill_id) DO UPDATE SET backup_id = EXCLUDED.backup_id, status = 'running',
@@ -195,13 +210,19 @@ export function createBackupActivities(deps: OpsDeps) {
     },
 
     async restorePostgresBackup(i: { drillId: string; backupId: string }): Promise<Outcome> {
-      return withManifest(i.backupId, (m) => restorePostgres(deps, bucket, i.drillId, m.postgres));
+      return withManifest(i.backupId, (m) =>
+        restorePostgres(deps, bucket, m.postgres, { target: drillDatabase(i.drillId) }),
+      );
     },
     async restoreClickHouseBackup(i: { drillId: string; backupId: string }): Promise<Outcome> {
-      return withManifest(i.backupId, (m) => restoreClickHouse(deps, bucket, i.drillId, m.clickhouse));
+      return withManifest(i.backupId, (m) =>
+        restoreClickHouse(deps, bucket, m.clickhouse, { target: drillDatabase(i.drillId) }),
+      );
     },
     async restoreOpenSearchBackup(i: { drillId: string; backupId: string }): Promise<Outcome> {
-      return withManifest(i.backupId, (m) => restoreOpenSearch(deps, bucket, i.drillId, m.opensearch));
+      return withManifest(i.backupId, (m) =>
+        restoreOpenSearch(deps, bucket, m.opensearch, { prefix: `${drillIndexPrefix(i.drillId)}-` }),
+      );
     },
 
     async finishRestoreDrill(i: {
@@ -236,7 +257,7 @@ export function createBackupActivities(deps: OpsDeps) {
 
 type Outcome = { checks: number; failures: DrillFailure[] };
 
-class ManifestDamaged extends Error {
+export class ManifestDamaged extends Error {
   constructor(readonly key: string) {
     super(`${key} does not match the SHA-256 recorded when the backup completed`);
   }

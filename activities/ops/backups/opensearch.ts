@@ -107,12 +107,15 @@ export async function backupOpenSearch(
   return { indices };
 }
 
-/** Re-indexes each export into a scratch index, then counts and sums it the way the backup did. */
+/**
+ * Re-indexes each export into `<prefix><index>` (replaced if there), then counts and sums it the way the
+ * backup did. The drill deletes them afterwards; an operator's restore (`keep`) leaves them to alias.
+ */
 export async function restoreOpenSearch(
   deps: { opensearch: OpenSearchClient; minio: MinioClient; config: Config },
   bucket: string,
-  drillId: string,
   backup: OpenSearchBackup,
+  opts: { prefix: string; keep?: boolean },
 ): Promise<{ checks: number; failures: DrillFailure[] }> {
   const os = deps.opensearch;
   const failures: DrillFailure[] = [];
@@ -120,7 +123,7 @@ export async function restoreOpenSearch(
   let checks = 0;
   for (const b of backup.indices) {
     checks++;
-    const target = `${drillId.toLowerCase().replace(/[^a-z0-9-]/g, '-')}-${b.index}`.slice(0, 200);
+    const target = `${opts.prefix}${b.index}`.slice(0, 255);
     await os.indices.delete({ index: target }).catch(() => undefined);
     try {
       const read = await verifiedObjectStream(deps.minio, bucket, b.object);
@@ -173,7 +176,7 @@ export async function restoreOpenSearch(
       else if (sum.toString() !== b.checksum)
         fail(b.index, 'same document count, different contents (checksum)');
     } finally {
-      await os.indices.delete({ index: target }).catch(() => undefined);
+      if (!opts.keep) await os.indices.delete({ index: target }).catch(() => undefined);
     }
   }
   return { checks, failures };

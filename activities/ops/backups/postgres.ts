@@ -145,17 +145,19 @@ async function run(tool: string, args: string[], env: NodeJS.ProcessEnv): Promis
 }
 
 /**
- * Restores the dump into a scratch database and compares each table with the manifest. What differs is a
- * failure in the result (the drill records it); only trouble reaching the stores throws (and is retried).
+ * Restores the dump into a new database `target` (made from the template; one there already is replaced)
+ * and compares each table with the manifest. What differs is a failure in the result (the drill records
+ * it); only trouble reaching the stores throws (and is retried). The drill drops its target afterwards; an
+ * operator's restore (`keep`) leaves it for them.
  */
 export async function restorePostgres(
   deps: { pool: DatabasePool; minio: MinioClient; config: Config },
   bucket: string,
-  drillId: string,
   backup: PostgresBackup,
+  opts: { target: string; keep?: boolean },
 ): Promise<{ checks: number; failures: DrillFailure[] }> {
   const cfg = deps.config;
-  const target = drillDatabase(drillId);
+  const { target } = opts;
   const failures: DrillFailure[] = [];
   const fail = (object: string, reason: string) => failures.push({ store: 'postgres', object, reason });
   const dropTarget = () =>
@@ -224,7 +226,7 @@ export async function restorePostgres(
     }
     return { checks, failures };
   } finally {
-    await dropTarget();
+    if (!opts.keep) await dropTarget();
     await rm(dir, { recursive: true, force: true });
   }
 }
