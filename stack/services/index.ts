@@ -7,6 +7,7 @@ import { notificationsSandbox } from './notifications-sandbox';
 import { opensearch } from './opensearch';
 import { paymentsSandbox } from './payments-sandbox';
 import { postgres } from './postgres';
+import { schemathesis } from './schemathesis';
 import { temporal } from './temporal';
 import { temporalTestServer } from './temporal-test-server';
 import type { ServiceDef } from './types';
@@ -23,6 +24,7 @@ export const services: ServiceDef[] = [
   opensearch,
   temporalTestServer,
   chdb,
+  schemathesis,
   ffmpeg,
 ];
 
