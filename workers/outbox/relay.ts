@@ -114,6 +114,7 @@ export class OutboxRelay {
       ).map((r) => [r.user_id, r]),
     );
     let next = 0;
+    const delivered: number[] = [];
     const lane = async () => {
       while (next < claimed.length) {
         const m = claimed[next++] as Claimed;
@@ -128,21 +129,26 @@ export class OutboxRelay {
           recipient: { userId: m.user_id, email: to.email, language: to.language },
           data: m.payload,
         });
-        await this.settle(m, result);
+        if (result.outcome === 'delivered') delivered.push(m.message_id);
+        else await this.settle(m, result);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.opts.concurrency, claimed.length) }, lane));
+    try {
+      await Promise.all(Array.from({ length: Math.min(this.opts.concurrency, claimed.length) }, lane));
+    } finally {
+      // The batch's deliveries in one statement: a relay killed before it resends them, and the provider's
+      // idempotency key makes that resend a no-op.
+      if (delivered.length) {
+        await this.pool.query(sql.unsafe`
+          UPDATE outbox_messages SET published_at = now(), lease_until = NULL, last_error = NULL
+          WHERE message_id = ANY(${sql.array(delivered, 'int8')}) AND published_at IS NULL`);
+        this.delivered.inc(delivered.length);
+      }
+    }
     return claimed.length;
   }
 
-  private async settle(m: Claimed, result: DeliveryResult): Promise<void> {
-    if (result.outcome === 'delivered') {
-      await this.pool.query(sql.unsafe`
-        UPDATE outbox_messages SET published_at = now(), lease_until = NULL, last_error = NULL
-        WHERE message_id = ${m.message_id} AND published_at IS NULL`);
-      this.delivered.inc();
-      return;
-    }
+  private async settle(m: Claimed, result: Exclude<DeliveryResult, { outcome: 'delivered' }>): Promise<void> {
     this.failed.inc({ reason: result.outcome });
     if (result.outcome === 'rejected' || m.attempts >= this.opts.maxAttempts) {
       await this.deadLetter(m, result.reason);
