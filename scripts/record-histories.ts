@@ -112,6 +112,19 @@ const opsScenarios: Record<string, { knobs: OpsKnobs; run: (env: Env) => Promise
         args: [{ drillId: 'restore-drill-2026-01-11T0500Z' }],
       }),
   },
+  'ops-restore-drill-canceled': {
+    knobs: { hang: 'restorePostgresBackup' },
+    run: async (env) => {
+      const h = await env.client.workflow.start(restoreDrill, {
+        taskQueue: 'ops',
+        workflowId: 'restore-drill-2026-01-18T0500Z',
+        args: [{ drillId: 'restore-drill-2026-01-18T0500Z' }],
+      });
+      await new Promise((r) => setTimeout(r, 1500));
+      await h.cancel();
+      return h;
+    },
+  },
   'ops-recommendations': {
     knobs: {},
     run: (env) =>

@@ -25,14 +25,20 @@ const JobRow = z.object({
   last_status: z.string().nullable(),
 });
 const Num = z.object({ value: z.number().nullable() });
-const Drill = z.object({ passed: z.boolean(), finished: z.number() });
+const Drill = z.object({
+  drill_id: z.string(),
+  backup_id: z.string().nullable(),
+  passed: z.boolean(),
+  finished: z.number(),
+});
+const Backup = z.object({ backup_id: z.string(), completed: z.number() });
 const Outbox = z.object({ oldest: z.number(), undelivered: z.number(), dead: z.number() });
 const Gdpr = z.object({ overdue: z.number(), within_7d: z.number(), later: z.number() });
 
 interface Snapshot {
   jobs: z.infer<typeof JobRow>[];
   runway: { parent_table: string; runway_days: number | null }[];
-  lastBackup: number | null;
+  lastBackup: z.infer<typeof Backup> | null;
   drill: z.infer<typeof Drill> | null;
   outbox: z.infer<typeof Outbox>;
   settlementWaiting: number;
@@ -48,11 +54,12 @@ export async function readOpsState(pool: DatabasePool): Promise<Snapshot> {
       (SELECT r.status FROM ops_job_runs r
         WHERE r.job = j.job AND r.status <> 'running' ORDER BY r.started_at DESC LIMIT 1) AS last_status
     FROM unnest(${sql.array(Object.values(OpsJob), 'text')}) AS j(job)`);
-  const lastBackup = await pool.oneFirst(sql.type(Num)`
-    SELECT extract(epoch FROM max(completed_at))::float8 AS value FROM backups WHERE status IN ('completed', 'expired')`);
+  const lastBackup = await pool.maybeOne(sql.type(Backup)`
+    SELECT backup_id, extract(epoch FROM completed_at)::float8 AS completed FROM backups
+    WHERE status IN ('completed', 'expired') ORDER BY completed_at DESC LIMIT 1`);
   const drill = await pool.maybeOne(sql.type(Drill)`
-    SELECT status = 'passed' AS passed, extract(epoch FROM finished_at)::float8 AS finished FROM restore_drills
-    WHERE status <> 'running' ORDER BY finished_at DESC LIMIT 1`);
+    SELECT drill_id, backup_id, status = 'passed' AS passed, extract(epoch FROM finished_at)::float8 AS finished
+    FROM restore_drills WHERE status IN ('passed', 'failed') ORDER BY finished_at DESC LIMIT 1`);
   const outbox = await pool.one(sql.type(Outbox)`
     SELECT coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE published_at IS NULL AND dead_at IS NULL)), 0)::float8 AS oldest,
       count(*) FILTER (WHERE published_at IS NULL AND dead_at IS NULL)::int AS undelivered,
@@ -164,28 +171,31 @@ export function registerOpsMetrics(
       for (const r of s.runway) g.set({ table: r.parent_table }, r.runway_days ?? 0);
     },
   );
+  // Labelled by what they describe, so that before the first backup or drill there is no series at all (an
+  // unlabelled gauge would read 0: "the drill failed").
   gauge(
     'cadenza_backup_last_completed_timestamp_seconds',
     'when the last backup completed (Unix time)',
-    [],
+    ['backup_id'],
     (g, s) => {
-      if (s.lastBackup !== null) g.set(s.lastBackup);
+      if (s.lastBackup) g.set({ backup_id: s.lastBackup.backup_id }, s.lastBackup.completed);
     },
   );
   gauge(
     'cadenza_restore_drill_last_passed',
     '1 when the latest restore drill passed, 0 when it failed',
-    [],
+    ['drill_id', 'backup_id'],
     (g, s) => {
-      if (s.drill) g.set(s.drill.passed ? 1 : 0);
+      if (s.drill)
+        g.set({ drill_id: s.drill.drill_id, backup_id: s.drill.backup_id ?? '' }, s.drill.passed ? 1 : 0);
     },
   );
   gauge(
     'cadenza_restore_drill_last_finished_timestamp_seconds',
     'when the latest restore drill finished (Unix time)',
-    [],
+    ['drill_id'],
     (g, s) => {
-      if (s.drill) g.set(s.drill.finished);
+      if (s.drill) g.set({ drill_id: s.drill.drill_id }, s.drill.finished);
     },
   );
   gauge(

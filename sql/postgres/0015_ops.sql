@@ -67,7 +67,8 @@ CREATE INDEX backups_completed ON backups (completed_at DESC) WHERE status = 'co
 CREATE TABLE restore_drills (
   drill_id    text PRIMARY KEY,
   backup_id   text REFERENCES backups,
-  status      text NOT NULL CHECK (status IN ('running', 'passed', 'failed')),
+  -- canceled: ended without a verdict (an operator's cancellation, or the run itself failed).
+  status      text NOT NULL CHECK (status IN ('running', 'passed', 'failed', 'canceled')),
   started_at  timestamptz NOT NULL DEFAULT now(),
   finished_at timestamptz,
   checks      integer NOT NULL DEFAULT 0 CHECK (checks >= 0),

@@ -15,6 +15,8 @@ export interface OpsKnobs {
   fail?: keyof OpsActivities;
   /** The named activity heartbeats until it is cancelled. */
   hang?: keyof OpsActivities;
+  /** The named activity takes two seconds (time to cancel the run while it works). */
+  slow?: keyof OpsActivities;
   /** What the PostgreSQL restore finds. */
   drillFailures?: DrillFailure[];
   /** beginRestoreDrill finds nothing to restore. */
@@ -27,6 +29,7 @@ export function fakeOps(knobs: OpsKnobs = {}) {
     calls.push({ name, input });
     if (knobs.fail === name)
       throw ApplicationFailure.nonRetryable(`${name} could not reach its store`, 'StoreDown');
+    if (knobs.slow === name) await new Promise((r) => setTimeout(r, 2000));
     if (knobs.hang === name) {
       const ctx = Context.current();
       for (;;) {
@@ -114,6 +117,7 @@ export function fakeOps(knobs: OpsKnobs = {}) {
       step('restorePostgresBackup', i, { checks: 5, failures: knobs.drillFailures ?? [] }),
     restoreClickHouseBackup: (i) => step('restoreClickHouseBackup', i, { checks: 4, failures: [] }),
     restoreOpenSearchBackup: (i) => step('restoreOpenSearchBackup', i, { checks: 2, failures: [] }),
+    abandonRestoreDrill: (i) => step('abandonRestoreDrill', i, undefined),
     finishRestoreDrill: (i) =>
       step('finishRestoreDrill', i, {
         drillId: i.drillId,

@@ -7,7 +7,8 @@ import { ch } from '../../lib/clickhouse-sql';
 import { chCount, chRows } from '../../lib/clients/clickhouse';
 import { bucketName } from '../../lib/clients/minio';
 import { indexAlias } from '../../lib/clients/opensearch';
-import { readOpsState } from '../../workers/ops-metrics';
+import { Registry } from 'prom-client';
+import { readOpsState, registerOpsMetrics } from '../../workers/ops-metrics';
 import {
   OPS_WORKFLOWS,
   SCHEDULED_WORKFLOWS,
@@ -322,6 +323,13 @@ describe('ops jobs against the real stores', () => {
     });
 
     it('passes its restore drill: every table, index and checksum as the source had them', async () => {
+      // Before any drill the drill's gauges have no series (an alert must not read "failed" into nothing).
+      const registry = new Registry();
+      registerOpsMetrics(registry, { pool: w.pool });
+      expect(await registry.metrics()).not.toMatch(/^cadenza_restore_drill_last_passed/m);
+      expect(await registry.metrics()).toMatch(
+        new RegExp(`^cadenza_backup_last_completed_timestamp_seconds\\{backup_id="${backupId}"\\} \\d+`, 'm'),
+      );
       const result = await drill('pass');
       expect(result).toMatchObject({ status: 'passed', backupId, failures: [] });
       const tables = await w.pool.oneFirst(
@@ -331,7 +339,13 @@ describe('ops jobs against the real stores', () => {
       expect(result.checks).toBeGreaterThan(tables / 2);
       const state = await readOpsState(w.pool);
       expect(state.drill?.passed).toBe(true);
-      expect(state.lastBackup).not.toBeNull();
+      await new Promise((r) => setTimeout(r, 5100)); // past the gauges' few-second cache
+      expect(await registry.metrics()).toMatch(
+        new RegExp(
+          `^cadenza_restore_drill_last_passed\\{drill_id="restore-drill-${tag}-pass",backup_id="${backupId}"\\} 1$`,
+          'm',
+        ),
+      );
     }, 240_000);
 
     it('fails loudly on a dump whose bytes were damaged, and records why', async () => {

@@ -107,6 +107,44 @@ describe('ops job workflows (time-skipping, mocked activities)', () => {
     });
   }, 60_000);
 
+  it('lets a backup whose stores are all dumped complete when the cancellation comes late', async () => {
+    await withWorker({ slow: 'completeBackup' }, async (ops) => {
+      const handle = await env.client.workflow.start(backupStores, {
+        taskQueue: TASK_QUEUE,
+        workflowId: 'backup-canceled-late',
+        args: [backupInput],
+      });
+      while (!ops.names().includes('completeBackup')) await new Promise((r) => setTimeout(r, 20));
+      await handle.cancel();
+      expect(await handle.result()).toMatchObject({
+        backupId: backupInput.backupId,
+        expired: ['2020-01-01T0300Z'],
+      });
+      expect(ops.names()).not.toContain('markBackupFailed');
+      expect(ops.calls.at(-1)).toMatchObject({ name: 'recordJobFinished', input: { status: 'succeeded' } });
+      expect((await handle.describe()).status.name).toBe('COMPLETED');
+    });
+  }, 60_000);
+
+  it('records a canceled drill as canceled (no verdict), not as a failed one', async () => {
+    await withWorker({ hang: 'restoreClickHouseBackup' }, async (ops) => {
+      const handle = await env.client.workflow.start(restoreDrill, {
+        taskQueue: TASK_QUEUE,
+        workflowId: 'restore-drill-canceled',
+        args: [{ drillId: 'restore-drill-canceled' }],
+      });
+      while (!ops.names().includes('restoreClickHouseBackup')) await new Promise((r) => setTimeout(r, 20));
+      await handle.cancel();
+      const err = await handle.result().catch((e: unknown) => e);
+      expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      expect(ops.names()).not.toContain('finishRestoreDrill');
+      expect(ops.calls.find((c) => c.name === 'abandonRestoreDrill')?.input).toEqual({
+        drillId: 'restore-drill-canceled',
+        reason: 'canceled by an operator',
+      });
+    });
+  }, 60_000);
+
   it('passes a drill that found nothing, and shows it as passed', async () => {
     await withWorker({}, async (ops) => {
       const handle = await env.client.workflow.start(restoreDrill, {

@@ -33,7 +33,8 @@ function reasonOf(err: unknown): string {
  * A scheduled job's frame: its run is recorded in ops_job_runs under the workflow ID (its business key) and
  * its status shown as a search attribute. A failure or a cancellation is recorded, after `compensate` has
  * left the job's own records consistent, in a scope a cancellation cannot interrupt; then the run ends as
- * failed or canceled, so the schedule and the job metrics show it.
+ * failed or canceled, so the schedule and the job metrics show it. A job whose work finished records its
+ * success even if a cancellation came meanwhile (the body decides which of its steps finish regardless).
  */
 export async function runJob<R>(
   job: OpsJob,
@@ -43,11 +44,9 @@ export async function runJob<R>(
   const runKey = workflowInfo().workflowId;
   showStatus('running');
   await recordJobStarted({ runKey, job });
+  let result: R;
   try {
-    const result = await body();
-    await recordJobFinished({ runKey, status: 'succeeded', summary: opts.summary?.(result) ?? {} });
-    showStatus('succeeded');
-    return result;
+    result = await body();
   } catch (err) {
     const reason = reasonOf(err);
     await CancellationScope.nonCancellable(async () => {
@@ -57,4 +56,10 @@ export async function runJob<R>(
     showStatus(isCancellation(err) ? 'canceled' : 'failed');
     throw err;
   }
+  // Done is done: a cancellation that arrives after the work finished does not undo its record.
+  await CancellationScope.nonCancellable(() =>
+    recordJobFinished({ runKey, status: 'succeeded', summary: opts.summary?.(result) ?? {} }),
+  );
+  showStatus('succeeded');
+  return result;
 }

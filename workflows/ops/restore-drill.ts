@@ -62,7 +62,11 @@ export async function restoreDrill(input: RestoreDrillInput): Promise<RestoreDri
       }
       return drill;
     },
-    { summary: (r) => ({ backupId: r.backupId, checks: r.checks }) },
+    {
+      summary: (r) => ({ backupId: r.backupId, checks: r.checks }),
+      // A canceled drill found nothing either way: recorded as canceled, not failed (no alert).
+      compensate: (reason) => catalogue.abandonRestoreDrill({ drillId, reason }),
+    },
   );
   showStatus('passed');
   return result;

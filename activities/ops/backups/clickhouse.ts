@@ -1,4 +1,3 @@
-import { heartbeat } from '@temporalio/activity';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Client as MinioClient } from 'minio';
 import { z } from 'zod';
@@ -6,6 +5,7 @@ import { ch, ident, join, type ChFragment } from '../../../lib/clickhouse-sql';
 import { chCount, chRows, createClickHouse } from '../../../lib/clients/clickhouse';
 import type { Config } from '../../../lib/config';
 import type { DrillFailure } from '../../../workflows/ops/contract';
+import { cancellation, progress } from './progress';
 import {
   putSmallObject,
   readSmallObject,
@@ -118,13 +118,14 @@ export async function backupClickHouse(
       const exported = await client.exec({
         query: ch`SELECT * FROM ${ident(t.name)} FORMAT Native`.text,
         clickhouse_settings: { wait_end_of_query: 1 },
+        abort_signal: cancellation(),
       });
       const data = await streamToObject(
         deps.minio,
         bucket,
         `${backupId}/clickhouse/${t.name}.native`,
         exported.stream,
-        (bytes) => heartbeat({ store: 'clickhouse', table: t.name, bytes }),
+        (bytes) => progress({ store: 'clickhouse', table: t.name, bytes }),
       );
       const after = await tableSum(client, t.name, t.engine);
       const consistent = before.rows === after.rows && before.checksum === after.checksum;
@@ -174,7 +175,7 @@ export async function restoreClickHouse(
     const restored = new Set<string>();
     for (const t of ordered) {
       checks++;
-      heartbeat({ store: 'clickhouse', restoring: t.name });
+      progress({ store: 'clickhouse', restoring: t.name });
       try {
         const ddl = (await readSmallObject(deps.minio, bucket, t.ddl.key)).toString('utf8');
         await client.command({ query: retarget(ddl, backup.database, target) });
@@ -183,6 +184,7 @@ export async function restoreClickHouse(
           const inserted = await client.exec({
             query: ch`INSERT INTO ${ident(t.name)} FORMAT Native`.text,
             values: read.stream,
+            abort_signal: cancellation(),
           });
           inserted.stream.resume();
           const damaged = read.verdict();

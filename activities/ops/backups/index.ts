@@ -225,6 +225,14 @@ export function createBackupActivities(deps: OpsDeps) {
       );
     },
 
+    /** A drill that ended without a verdict (canceled, or its run failed): not a failed drill. */
+    async abandonRestoreDrill(i: { drillId: string; reason: string }): Promise<void> {
+      await pool.query(sql.unsafe`
+        UPDATE restore_drills SET status = 'canceled', finished_at = now(),
+          failures = ${sql.jsonb([{ store: 'manifest', object: '', reason: i.reason.slice(0, 1000) }])}
+        WHERE drill_id = ${i.drillId} AND status = 'running'`);
+    },
+
     async finishRestoreDrill(i: {
       drillId: string;
       backupId: string | null;

@@ -2,12 +2,12 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import { createInterface } from 'node:readline';
-import { heartbeat } from '@temporalio/activity';
 import type { Client as OpenSearchClient } from '@opensearch-project/opensearch';
 import type { Client as MinioClient } from 'minio';
 import { SEARCH_INDICES, indexAlias } from '../../../lib/clients/opensearch';
 import type { Config } from '../../../lib/config';
 import type { DrillFailure } from '../../../workflows/ops/contract';
+import { progress } from './progress';
 import { streamToObject, verifiedObjectStream, type StoredObject } from './objects';
 
 /**
@@ -91,7 +91,7 @@ export async function backupOpenSearch(
           const source = JSON.stringify(hit._source);
           sum = (sum + docHash(hit._id, source)) & MASK;
           docs++;
-          if (docs % PAGE === 0) heartbeat({ store: 'opensearch', index, docs });
+          if (docs % PAGE === 0) progress({ store: 'opensearch', index, docs });
           yield `{"_id":${JSON.stringify(hit._id)},"_source":${source}}\n`;
         }
       }
@@ -136,7 +136,7 @@ export async function restoreOpenSearch(
         const { body } = await os.bulk({ body: batch });
         if ((body as { errors?: boolean }).errors) throw new Error('bulk indexing reported errors');
         batch = [];
-        heartbeat({ store: 'opensearch', index: target });
+        progress({ store: 'opensearch', index: target });
       };
       try {
         for await (const line of createInterface({ input: gunzip, crlfDelay: Infinity })) {

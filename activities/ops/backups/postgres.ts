@@ -4,13 +4,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { heartbeat } from '@temporalio/activity';
 import type { Client as MinioClient } from 'minio';
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { createPostgresPool } from '../../../lib/clients/postgres';
 import type { Config } from '../../../lib/config';
 import type { DrillFailure } from '../../../workflows/ops/contract';
+import { cancellation, progress } from './progress';
 import { streamToObject, verifiedObjectStream, type StoredObject } from './objects';
 
 /**
@@ -106,17 +106,17 @@ export async function backupPostgres(
       const dump = spawn(
         path.join(deps.config.backups.pgBinDir, 'pg_dump'),
         ['--format=custom', '--compress=6', `--snapshot=${snapshot}`, '--no-password'],
-        { env: pgEnv(pg), stdio: ['ignore', 'pipe', 'pipe'] },
+        { env: pgEnv(pg), stdio: ['ignore', 'pipe', 'pipe'], signal: cancellation() },
       );
       const done = exited(dump, 'pg_dump');
       const upload = streamToObject(deps.minio, bucket, key, dump.stdout!, (bytes) =>
-        heartbeat({ store: 'postgres', bytes }),
+        progress({ store: 'postgres', bytes }),
       );
       // The same snapshot the dump reads: counts and checksums of exactly what it holds.
       const tables: Record<string, TableSum> = {};
       for (const t of await tablesOf(tx)) {
         tables[t] = await tableSum(tx, t);
-        heartbeat({ store: 'postgres', summed: t });
+        progress({ store: 'postgres', summed: t });
       }
       const [object] = await Promise.all([upload, done]);
       return { database: pg.database, serverVersion, object, tables };
@@ -137,7 +137,7 @@ function withoutExtensions(list: string): string {
 }
 
 async function run(tool: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  const child = spawn(tool, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(tool, args, { env, stdio: ['ignore', 'pipe', 'pipe'], signal: cancellation() });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString('utf8')));
   await exited(child, path.basename(tool));
@@ -183,7 +183,7 @@ export async function restorePostgres(
     checks++;
     try {
       await writeFile(listFile, withoutExtensions(await run(bin('pg_restore'), ['--list', file], env)));
-      heartbeat({ store: 'postgres', step: 'restoring' });
+      progress({ store: 'postgres', step: 'restoring' });
       await run(
         bin('pg_restore'),
         [
@@ -209,7 +209,7 @@ export async function restorePostgres(
         const present = new Set(await tablesOf(tx));
         for (const [table, expected] of Object.entries(backup.tables)) {
           checks++;
-          heartbeat({ store: 'postgres', comparing: table });
+          progress({ store: 'postgres', comparing: table });
           if (!present.has(table)) {
             fail(table, 'missing from the restored database');
             continue;
