@@ -73,6 +73,12 @@ export function createPartitionActivities(deps: { pool: DatabasePool }) {
           failures.push(`${table}: ${(err as Error).message}`);
         }
       }
+      // Housekeeping beside the partitions: the jobs' run records of past weeks (the dimension refresh alone
+      // writes 288 a day); failed runs are kept a year, for the record.
+      await pool.query(sql.unsafe`
+        DELETE FROM ops_job_runs
+        WHERE (status = 'succeeded' AND started_at < now() - interval '35 days')
+           OR (status = 'failed' AND started_at < now() - interval '1 year')`);
       const runway = new Map((await partitionRunway(pool)).map((r) => [r.parent_table, r.runway_days]));
       for (const t of tables) t.runwayDays = Math.floor(runway.get(t.table) ?? 0);
       // Retried whole (each table's maintenance is idempotent); the failures name their tables.

@@ -29,6 +29,9 @@ import {
 import type { Tick } from '../../scripts/seed/generate';
 import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
 import { opsWorld, type OpsWorld } from '../helpers/ops';
+import { readBackupManifest } from '../../activities/ops/backups';
+import { restorePostgres } from '../../activities/ops/backups/postgres';
+import { createPostgresPool } from '../../lib/clients/postgres';
 import { applySchedules } from '../../scripts/schedules';
 import { SCHEDULES } from '../../workflows/schedules';
 
@@ -422,6 +425,28 @@ describe('ops jobs against the real stores', () => {
         );
       }
     }, 240_000);
+
+    it('restores next to the live data for an operator, and never over a database that is there', async () => {
+      const manifest = await readBackupManifest({ pool: w.pool, minio: w.minio, config: w.cfg }, backupId);
+      const target = `${w.cfg.postgres.database}_restored_${tag}`;
+      const deps = { pool: w.pool, minio: w.minio, config: w.cfg };
+      try {
+        expect(
+          await restorePostgres(deps, bucket(), manifest.postgres, { target, keep: true }),
+        ).toMatchObject({
+          failures: [],
+        });
+        const restored = await createPostgresPool({ ...w.cfg.postgres, database: target }, 1);
+        const users = await restored.oneFirst(sql.type(N)`SELECT count(*)::int AS n FROM users`);
+        await restored.end();
+        expect(users).toBe(manifest.postgres.tables['public.users']?.rows);
+        await expect(
+          restorePostgres(deps, bucket(), manifest.postgres, { target, keep: true }),
+        ).rejects.toThrow(/exists already/);
+      } finally {
+        await w.pool.query(sql.unsafe`DROP DATABASE IF EXISTS ${sql.identifier([target])} WITH (FORCE)`);
+      }
+    }, 120_000);
 
     it('refuses a backup that does not exist or an ID that names no minute, as a person must fix it', async () => {
       for (const [n, id] of [

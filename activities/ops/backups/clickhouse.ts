@@ -165,7 +165,8 @@ export async function restoreClickHouse(
   const fail = (object: string, reason: string) => failures.push({ store: 'clickhouse', object, reason });
   let checks = 0;
   try {
-    await server.command({ query: ch`DROP DATABASE IF EXISTS ${ident(target)}`.text });
+    // An operator's restore never replaces a database (CREATE fails when it exists); the drill's own does.
+    if (!opts.keep) await server.command({ query: ch`DROP DATABASE IF EXISTS ${ident(target)}`.text });
     await server.command({ query: ch`CREATE DATABASE ${ident(target)}`.text });
     // Tables first, their rows, then views (a view made earlier would feed its table a second time).
     const ordered = [

@@ -124,7 +124,10 @@ export async function restoreOpenSearch(
   for (const b of backup.indices) {
     checks++;
     const target = `${opts.prefix}${b.index}`.slice(0, 255);
-    await os.indices.delete({ index: target }).catch(() => undefined);
+    if (opts.keep) {
+      const { body: there } = await os.indices.exists({ index: target });
+      if (there) throw new Error(`index ${target} exists already: delete it first`);
+    } else await os.indices.delete({ index: target }).catch(() => undefined);
     try {
       const read = await verifiedObjectStream(deps.minio, bucket, b.object);
       const gunzip = read.stream.pipe(createGunzip());

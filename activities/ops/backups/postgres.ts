@@ -173,7 +173,11 @@ export async function restorePostgres(
     const damaged = read.verdict();
     if (damaged) fail(backup.object.key, `the object is damaged: ${damaged}`);
 
-    await dropTarget();
+    if (opts.keep) {
+      // An operator's restore never replaces a database: the one there may be what they switched to.
+      const there = await deps.pool.exists(sql.unsafe`SELECT 1 FROM pg_database WHERE datname = ${target}`);
+      if (there) throw new Error(`database ${target} exists already: drop or rename it first`);
+    } else await dropTarget();
     await deps.pool.query(
       sql.unsafe`CREATE DATABASE ${sql.identifier([target])} TEMPLATE ${sql.identifier([cfg.backups.pgTemplate])}`,
     );
