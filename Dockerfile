@@ -1,6 +1,9 @@
-# The Cadenza processes (worker, API, migrations) for temporal/docker-compose.yml.
+# The Cadenza processes (worker, API, migrations, relay, sandboxes) for temporal/docker-compose.yml.
+# PostgreSQL 16's client tools (PGDG) let the backups dump and restore the compose PostgreSQL 16.
 FROM node:20-bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg ca-certificates && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg ca-certificates postgresql-common \
+ && /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y \
+ && apt-get install -y --no-install-recommends postgresql-client-16 && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund

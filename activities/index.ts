@@ -1,6 +1,7 @@
 import { createBillingActivities, type BillingDeps } from './billing/subscriptions';
 import { createComplianceActivities, type ComplianceDeps } from './compliance';
 import * as ping from './ops/ping';
+import { createOpsActivities, type OpsDeps } from './ops';
 
 /** Dependencies activities are built from: store clients, passed in so tests can give real ones. */
 export interface ActivityDeps {
@@ -8,6 +9,8 @@ export interface ActivityDeps {
   billing?: BillingDeps;
   /** Every store, Temporal and the payment provider; without them GDPR erasure and export are not served. */
   compliance?: ComplianceDeps;
+  /** Every store and the config; without them the scheduled ops jobs are not served. */
+  ops?: OpsDeps;
 }
 
 /** Every activity, by the name workflows call it. */
@@ -16,6 +19,7 @@ export function createActivities(deps: ActivityDeps = {}) {
     ...ping,
     ...(deps.billing ? createBillingActivities(deps.billing) : {}),
     ...(deps.compliance ? createComplianceActivities(deps.compliance) : {}),
+    ...(deps.ops ? createOpsActivities(deps.ops) : {}),
   };
 }
 

@@ -28,9 +28,11 @@ import { paymentMethodRoutes } from './routes/payment-methods';
 import { pingRoutes } from './routes/ping';
 import { playTickRoutes, type TickPublisher } from './routes/play-ticks';
 import { subscriptionRoutes } from './routes/subscriptions';
+import { userRoutes } from './routes/users';
 import { workflowRoutes } from './routes/workflows';
 import { Problem } from './schemas';
 import { PageTokens } from './lib/page-token';
+import type { SessionRecorder } from './lib/session-recorder';
 
 export interface RouteSummary {
   method: string;
@@ -63,6 +65,8 @@ export interface ApiDeps {
   denied?: DeniedSubjects;
   /** Where accepted play-ticks go (Kafka in production). */
   publisher: TickPublisher;
+  /** Records the listening sessions behind play-ticks (session_logs); tests may leave it out. */
+  sessions?: SessionRecorder;
   /** Temporal and every store, for /readyz. */
   readiness: () => Promise<Health[]>;
   /** Tests pass false for a quiet app. */
@@ -137,6 +141,7 @@ export async function buildApp(deps: ApiDeps) {
   await app.register(errors, { retryAfterSeconds: api.retryAfterSeconds });
   await app.register(openapi);
   await app.register(metrics);
+  deps.sessions?.registerMetrics(app.metrics);
   await app.register(auth, {
     verify: deps.verify,
     failuresPerMinute: api.authFailuresPerMinute,
@@ -165,7 +170,14 @@ export async function buildApp(deps: ApiDeps) {
   const v1 = { prefix: '/v1' };
   await app.register(workflowRoutes, { ...v1, temporal, pageTokens: new PageTokens(api.pageTokenKey) });
   await app.register(pingRoutes, { ...v1, temporal });
-  await app.register(playTickRoutes, { ...v1, publisher: deps.publisher, denied: deps.denied });
+  await app.register(playTickRoutes, {
+    ...v1,
+    publisher: deps.publisher,
+    denied: deps.denied,
+    ...(deps.sessions
+      ? { sessions: { recorder: deps.sessions, countryHeader: config.sessions.countryHeader } }
+      : {}),
+  });
   await app.register(analyticsRoutes, { ...v1, pool, clickhouse });
   await app.register(artistRoutes, { ...v1, clickhouse });
   await app.register(paymentMethodRoutes, { ...v1, pool, provider: payments.provider });
@@ -177,5 +189,6 @@ export async function buildApp(deps: ApiDeps) {
     minio: deps.minio,
     bucketPrefix: config.minio.bucketPrefix,
   });
+  await app.register(userRoutes, { ...v1, pool });
   return app;
 }

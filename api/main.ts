@@ -16,6 +16,7 @@ import { ListFollower } from '../lib/erasure-lists';
 import { setUpTracing } from '../lib/telemetry';
 import { childLogger } from '../lib/logger';
 import { buildApp } from './app';
+import { SessionRecorder } from './lib/session-recorder';
 import { isStoreOutage } from './problems';
 
 const log = childLogger('api');
@@ -52,11 +53,13 @@ async function main(): Promise<void> {
   // Erased accounts: loaded whole before the API listens, then followed (an erasure waits for us).
   const denied = new ListFollower(pg, { list: 'denied_subjects', role: 'api' });
   await denied.start();
+  const sessions = new SessionRecorder(pg, { windowMinutes: cfg.sessions.windowMinutes }, log);
   const app = await buildApp({
     config: cfg,
     temporal,
     verify: await createVerifier(cfg.auth),
     publisher,
+    sessions,
     pool: pg,
     clickhouse,
     minio,
@@ -79,6 +82,7 @@ async function main(): Promise<void> {
   const close = async () => {
     await app.close();
     await denied.stop();
+    await sessions.stop();
     await Promise.allSettled([
       pg.end(),
       clickhouse.close(),
@@ -90,6 +94,7 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => void close());
   process.once('SIGINT', () => void close());
+  sessions.start();
   await app.listen({ host: cfg.api.host, port: cfg.api.port });
   log.info({ url: `http://${cfg.api.host}:${cfg.api.port}`, docs: '/docs' }, 'api listening');
 }

@@ -25,6 +25,8 @@ export const FAILURE_PROBLEMS: { readonly [K in FailureType]: ProblemOf } = {
   UnknownUser: { status: 404, slug: 'not-found', title: 'Not found' },
   ExtensionRefused: { status: 409, slug: 'gdpr-extension-refused', title: 'Deadline cannot be extended' },
   BadUserId: { status: 400, slug: 'validation', title: 'Invalid request' },
+  RestoreDrillFailed: { status: 500, slug: 'restore-drill-failed', title: 'Restore drill failed' },
+  BackupNotFound: { status: 404, slug: 'backup-not-found', title: 'No such backup' },
 };
 
 const isFailureType = (type: string | undefined | null): type is FailureType =>

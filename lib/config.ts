@@ -173,6 +173,38 @@ const variables = {
   /** Billing: plans (JSON file overriding the built-in ones, see lib/billing/plans.ts). */
   CADENZA_BILLING_PLANS_FILE: z.string().min(1).optional(),
 
+  /** Backups: PostgreSQL's client tools (at least the server's version), retention, the drills' template. */
+  CADENZA_PG_BIN_DIR: z.string().min(1).default('/usr/lib/postgresql/15/bin'),
+  /** The template restore drills make their scratch databases from (it carries pg_partman). */
+  CADENZA_PG_TEMPLATE: z.string().regex(/^\w+$/).default('cadenza_template'),
+  CADENZA_BACKUP_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(14),
+  CADENZA_BACKUP_KEEP_AT_LEAST: z.coerce.number().int().min(1).max(1000).default(3),
+
+  /** The notification provider the outbox relay delivers to (the sandbox in development), and the relay. */
+  CADENZA_NOTIFICATIONS_URL: url.default('http://127.0.0.1:3011'),
+  CADENZA_NOTIFICATIONS_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(5000),
+  CADENZA_NOTIFICATIONS_PG_DATABASE: z.string().regex(/^\w+$/).default('cadenza_notifications_sandbox'),
+  CADENZA_NOTIFICATIONS_FAILURE_RATE: z.coerce.number().min(0).max(1).default(0),
+  /** Attempts before a message is dead-lettered; between attempts the relay waits 2^attempt s (at most 10 min). */
+  CADENZA_OUTBOX_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
+  CADENZA_OUTBOX_BATCH: z.coerce.number().int().min(1).max(10_000).default(100),
+  CADENZA_OUTBOX_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  CADENZA_OUTBOX_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(500),
+  /** A leased message another relay may take over after this long (its relay died mid-delivery). */
+  CADENZA_OUTBOX_LEASE_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+  CADENZA_RELAY_HEALTH_PORT: port.default(3003),
+
+  /**
+   * Session logs: the header a trusted edge (CDN, load balancer) sets to the client's country from its IP,
+   * `none` to trust no header (the user's own country is recorded then); one session per user, device and
+   * country is recorded at most every CADENZA_API_SESSION_WINDOW_MINUTES.
+   */
+  CADENZA_API_COUNTRY_HEADER: z
+    .string()
+    .regex(/^([a-z0-9-]{1,64})$/, 'a lower-case header name, or none')
+    .default('x-client-country'),
+  CADENZA_API_SESSION_WINDOW_MINUTES: z.coerce.number().int().min(1).max(1440).default(15),
+
   CADENZA_OTEL_EXPORTER: z.enum(['none', 'console', 'otlp']).default('none'),
   CADENZA_OTEL_ENDPOINT: url.default('http://127.0.0.1:4318/v1/traces'),
 
@@ -251,6 +283,7 @@ function build(env: Env) {
   const minio = splitHostPort(env.CADENZA_MINIO_ENDPOINT);
   const kafka = splitHostPort(env.CADENZA_KAFKA_BROKERS[0] as string);
   const sandbox = new URL(env.CADENZA_PAYMENTS_SANDBOX_URL);
+  const notifications = new URL(env.CADENZA_NOTIFICATIONS_URL);
   return {
     env: env.CADENZA_ENV,
     logLevel: env.CADENZA_LOG_LEVEL,
@@ -351,6 +384,33 @@ function build(env: Env) {
       },
     },
     billing: { plansFile: env.CADENZA_BILLING_PLANS_FILE },
+    backups: {
+      pgBinDir: env.CADENZA_PG_BIN_DIR,
+      pgTemplate: env.CADENZA_PG_TEMPLATE,
+      retentionDays: env.CADENZA_BACKUP_RETENTION_DAYS,
+      keepAtLeast: env.CADENZA_BACKUP_KEEP_AT_LEAST,
+    },
+    notifications: {
+      url: env.CADENZA_NOTIFICATIONS_URL,
+      host: notifications.hostname,
+      port: Number(notifications.port || 80),
+      timeoutMs: env.CADENZA_NOTIFICATIONS_TIMEOUT_MS,
+      database: env.CADENZA_NOTIFICATIONS_PG_DATABASE,
+      failureRate: env.CADENZA_NOTIFICATIONS_FAILURE_RATE,
+    },
+    outbox: {
+      maxAttempts: env.CADENZA_OUTBOX_MAX_ATTEMPTS,
+      batch: env.CADENZA_OUTBOX_BATCH,
+      concurrency: env.CADENZA_OUTBOX_CONCURRENCY,
+      pollMs: env.CADENZA_OUTBOX_POLL_MS,
+      leaseSeconds: env.CADENZA_OUTBOX_LEASE_SECONDS,
+      healthPort: env.CADENZA_RELAY_HEALTH_PORT,
+    },
+    sessions: {
+      countryHeader: env.CADENZA_API_COUNTRY_HEADER === 'none' ? null : env.CADENZA_API_COUNTRY_HEADER,
+      windowMinutes: env.CADENZA_API_SESSION_WINDOW_MINUTES,
+    },
+
     otel: { exporter: env.CADENZA_OTEL_EXPORTER, endpoint: env.CADENZA_OTEL_ENDPOINT },
     sink: {
       groupId: env.CADENZA_SINK_GROUP_ID,

@@ -17,6 +17,15 @@ import {
 } from '../workflows/billing/contract';
 import { fakeBilling, type Script } from '../test/helpers/billing-fakes';
 import { recordComplianceHistories } from './histories/compliance';
+import { fakeOps, registerSearchAttributes, type OpsKnobs } from '../test/helpers/ops-fakes';
+import {
+  backupStores,
+  dimensionRefresh,
+  partitionMaintenance,
+  refreshRecommendations,
+  restoreDrill,
+  scheduledBackup,
+} from '../workflows';
 
 /**
  * Records the event histories that the replay tests replay on every change (test/replay/histories).
@@ -27,6 +36,115 @@ const out = path.join(__dirname, '..', 'test', 'replay', 'histories');
 const DAY = 86_400_000;
 
 type Env = TestWorkflowEnvironment;
+
+/** `--only <prefix>` records only the scenarios whose file names start with it (e.g. `--only ops-`). */
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+const wanted = (name: string) => !only || name.startsWith(only);
+
+/** The ops jobs' scenarios: mocked activities (knobs) and a run to drive to its end. */
+const opsScenarios: Record<string, { knobs: OpsKnobs; run: (env: Env) => Promise<WorkflowHandle> }> = {
+  'ops-dimension-refresh': {
+    knobs: {},
+    run: (env) =>
+      env.client.workflow.start(dimensionRefresh, {
+        taskQueue: 'ops',
+        workflowId: 'dimension-refresh-2026-01-04T0305Z',
+        args: [{ overlapSeconds: 600 }],
+      }),
+  },
+  'ops-partition-maintenance': {
+    knobs: {},
+    run: (env) =>
+      env.client.workflow.start(partitionMaintenance, {
+        taskQueue: 'ops',
+        workflowId: 'partition-maintenance-2026-01-04T0115Z',
+      }),
+  },
+  'ops-backup': {
+    knobs: {},
+    run: (env) =>
+      env.client.workflow.start(backupStores, {
+        taskQueue: 'ops',
+        workflowId: 'backup-2026-01-04T0300Z',
+        args: [{ backupId: '2026-01-04T0300Z', retentionDays: 14, keepAtLeast: 3 }],
+      }),
+  },
+  'ops-backup-store-down': {
+    knobs: { fail: 'backupOpenSearch' },
+    run: (env) =>
+      env.client.workflow.start(backupStores, {
+        taskQueue: 'ops',
+        workflowId: 'backup-2026-01-05T0300Z',
+        args: [{ backupId: '2026-01-05T0300Z', retentionDays: 14, keepAtLeast: 3 }],
+      }),
+  },
+  'ops-backup-canceled': {
+    knobs: { hang: 'backupPostgres' },
+    run: async (env) => {
+      const h = await env.client.workflow.start(backupStores, {
+        taskQueue: 'ops',
+        workflowId: 'backup-2026-01-06T0300Z',
+        args: [{ backupId: '2026-01-06T0300Z', retentionDays: 14, keepAtLeast: 3 }],
+      });
+      await new Promise((r) => setTimeout(r, 1500));
+      await h.cancel();
+      return h;
+    },
+  },
+  'ops-restore-drill-passed': {
+    knobs: {},
+    run: (env) =>
+      env.client.workflow.start(restoreDrill, {
+        taskQueue: 'ops',
+        workflowId: 'restore-drill-2026-01-04T0500Z',
+        args: [{ drillId: 'restore-drill-2026-01-04T0500Z' }],
+      }),
+  },
+  'ops-restore-drill-failed': {
+    knobs: {
+      drillFailures: [
+        { store: 'postgres', object: 'public.users', reason: '2 rows restored, the source had 3' },
+      ],
+    },
+    run: (env) =>
+      env.client.workflow.start(restoreDrill, {
+        taskQueue: 'ops',
+        workflowId: 'restore-drill-2026-01-11T0500Z',
+        args: [{ drillId: 'restore-drill-2026-01-11T0500Z' }],
+      }),
+  },
+  'ops-restore-drill-canceled': {
+    knobs: { hang: 'restorePostgresBackup' },
+    run: async (env) => {
+      const h = await env.client.workflow.start(restoreDrill, {
+        taskQueue: 'ops',
+        workflowId: 'restore-drill-2026-01-18T0500Z',
+        args: [{ drillId: 'restore-drill-2026-01-18T0500Z' }],
+      });
+      await new Promise((r) => setTimeout(r, 1500));
+      await h.cancel();
+      return h;
+    },
+  },
+  'ops-recommendations': {
+    knobs: {},
+    run: (env) =>
+      env.client.workflow.start(refreshRecommendations, {
+        taskQueue: 'ops',
+        workflowId: 'recommendations-2026-01-04T0430Z',
+        args: [{ windowDays: 30, perUser: 20, neighbors: 20, shards: 4 }],
+      }),
+  },
+  'ops-scheduled-backup': {
+    knobs: {},
+    run: (env) =>
+      env.client.workflow.start(scheduledBackup, {
+        taskQueue: 'ops',
+        workflowId: 'ops-backup-scheduled-2026-01-07T03:00:00Z',
+        args: [{ retentionDays: 14, keepAtLeast: 3 }],
+      }),
+  },
+};
 type Sub = WorkflowHandle<typeof subscription>;
 
 /** Subscription scenarios: a payment-method script and what happens to the run. */
@@ -139,11 +257,13 @@ async function main(): Promise<void> {
     });
     mkdirSync(out, { recursive: true });
     await recordComplianceHistories(env, { workflowBundle, ...tracing }, save);
+    await registerSearchAttributes(env);
     const work = async () => {
       for (const [name, input] of Object.entries({
         'ping-plain': { token: 'replay' },
         'ping-with-timer': { token: 'replay', delay: '3 days' as const },
       })) {
+        if (!wanted(name)) continue;
         const handle = await env.client.workflow.start(ping, {
           taskQueue: 'ops',
           workflowId: `record-${name}`,
@@ -153,6 +273,7 @@ async function main(): Promise<void> {
         save(name, await handle.fetchHistory());
       }
       for (const [name, { script, drive }] of Object.entries(subscriptionScenarios)) {
+        if (!wanted(`subscription-${name}`)) continue;
         const id = `00000000-0000-4000-8000-${String(Object.keys(subscriptionScenarios).indexOf(name)).padStart(12, '0')}`;
         const paymentMethodId = `pm-replay-${name}`;
         billing.script(paymentMethodId, script);
@@ -179,6 +300,25 @@ async function main(): Promise<void> {
       }
     };
     await maintenance.runUntil(billingWorker.runUntil(work));
+    for (const [name, scenario] of Object.entries(opsScenarios)) {
+      if (!wanted(name)) continue;
+      const ops = await Worker.create({
+        connection: env.nativeConnection,
+        taskQueue: 'ops',
+        workflowBundle,
+        activities: fakeOps(scenario.knobs).activities,
+        ...tracing,
+      });
+      await ops.runUntil(async () => {
+        const handle = await scenario.run(env);
+        await handle.result().catch(() => undefined); // failed and canceled runs are scenarios too
+        save(name, await handle.fetchHistory());
+        // A launcher's child has a history of its own.
+        const child = (await handle.result().catch(() => undefined)) as { workflowId?: string } | undefined;
+        if (child?.workflowId)
+          save(`${name}-child`, await env.client.workflow.getHandle(child.workflowId).fetchHistory());
+      });
+    }
   } finally {
     await env.teardown();
   }

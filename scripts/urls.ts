@@ -15,8 +15,10 @@ const lines = [
   ['MinIO console', `http://${c.minio.endPoint}:${c.minio.consolePort}  (user ${c.minio.accessKey})`],
   ['Kafka', c.kafka.brokers.join(',')],
   ['Worker metrics', `http://127.0.0.1:${c.worker.metricsPort}/metrics`],
+  ['Ops metrics', `http://127.0.0.1:${c.worker.healthPort}/metrics  (jobs, backups, outbox, deadlines)`],
+  ['Notifications', `${c.notifications.url}/v1/notifications/summary  (the outbox relay's sandbox provider)`],
 ];
 process.stdout.write(`\nCadenza is up.\n${lines.map(([k, v]) => `  ${k?.padEnd(18)} ${v}`).join('\n')}\n`);
 process.stdout.write(
-  '\nA token for the API:  npm run -s token -- --sub me --scopes operator\nStop everything:      npm run stack -- down\n',
+  '\nA token for the API:  npm run -s token -- --sub me --scopes operator\nSchedules:            temporal schedule list (runbook: docs/runbook.md)\nStop everything:      npm run stack -- down\n',
 );

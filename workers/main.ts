@@ -13,6 +13,7 @@ import { createOpenSearch } from '../lib/clients/opensearch';
 import { createPostgresPool } from '../lib/clients/postgres';
 import { config } from '../lib/config';
 import { createPaymentProvider } from '../lib/clients/payments';
+import { registerOpsMetrics } from './ops-metrics';
 import { childLogger } from '../lib/logger';
 import { setUpTracing } from '../lib/telemetry';
 import { traceWorkflows, tracingWorkerOptions } from './interceptors';
@@ -63,6 +64,14 @@ async function main(): Promise<void> {
       topics: cfg.kafka.topics,
       codeVersion: codeVersion(),
     },
+    // Backups stream objects of unknown size: 16 MB upload parts bound the memory each one takes.
+    ops: {
+      pool,
+      clickhouse,
+      opensearch,
+      minio: createMinio(cfg.minio, { partSize: 16 * 1024 * 1024 }),
+      config: cfg,
+    },
   });
   const workers = await Promise.all(
     cfg.worker.taskQueues.map((taskQueue) =>
@@ -86,6 +95,7 @@ async function main(): Promise<void> {
   // own metrics are on the metrics port).
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'cadenza_worker_' });
+  registerOpsMetrics(registry, { pool, temporal: { connection, namespace: cfg.temporal.namespace } });
   const health = http.createServer((req, res) => {
     if (req.url === '/metrics') {
       void registry

@@ -3,3 +3,15 @@ export { ping } from './ops/ping';
 export { subscription } from './billing/subscription';
 export { gdprErasure } from './compliance/erasure';
 export { gdprExport } from './compliance/export';
+export { dimensionRefresh } from './ops/dimensions';
+export { partitionMaintenance } from './ops/partitions';
+export { backupStores } from './ops/backups';
+export { restoreDrill } from './ops/restore-drill';
+export { refreshRecommendations } from './ops/recommendations';
+export {
+  scheduledDimensionRefresh,
+  scheduledPartitionMaintenance,
+  scheduledBackup,
+  scheduledRestoreDrill,
+  scheduledRecommendations,
+} from './ops/scheduled';

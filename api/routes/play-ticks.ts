@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { tickProblem, type PlayTick } from '../../domain/play-ticks/ticks';
 import type { DeniedSubjects } from '../plugins/auth';
+import { countryOf, type SessionRecorder } from '../lib/session-recorder';
 import { withProblems } from '../schemas';
 
 export interface TickPublisher {
@@ -19,7 +20,9 @@ export const playTickRoutes: FastifyPluginAsyncTypebox<{
   publisher: TickPublisher;
   /** Users erased (or being erased): their ticks are refused (lib/erasure-lists.ts). */
   denied?: DeniedSubjects;
-}> = async (app, { publisher, denied }) => {
+  /** Notes the listening sessions behind the ticks (session_logs), with the edge's country header. */
+  sessions?: { recorder: SessionRecorder; countryHeader: string | null };
+}> = async (app, { publisher, denied, sessions }) => {
   app.post(
     '/play-ticks',
     {
@@ -71,6 +74,10 @@ export const playTickRoutes: FastifyPluginAsyncTypebox<{
         accepted.push(tick);
       });
       await publisher.publish(accepted);
+      if (sessions && accepted.length) {
+        const header = sessions.countryHeader ? request.headers[sessions.countryHeader] : undefined;
+        sessions.recorder.noteTicks(accepted, countryOf(header), now);
+      }
       return reply.code(202).send({ accepted: accepted.length, rejected });
     },
   );

@@ -17,13 +17,18 @@ export type Bucket = (typeof BUCKETS)[number];
 /** A bucket's name under the configured prefix (CADENZA_MINIO_BUCKET_PREFIX). */
 export const bucketName = (bucket: Bucket, prefix = '') => `${prefix}${bucket}`;
 
-export function createMinio(m: Config['minio']): Client {
+/**
+ * `partSize` bounds the memory of an upload of unknown size (a streamed backup): without it the client
+ * sizes parts for the largest possible object, over 500 MB each.
+ */
+export function createMinio(m: Config['minio'], opts: { partSize?: number } = {}): Client {
   return new Client({
     endPoint: m.endPoint,
     port: m.port,
     useSSL: m.useSSL,
     accessKey: m.accessKey,
     secretKey: m.secretKey,
+    ...(opts.partSize ? { partSize: opts.partSize } : {}),
   });
 }
 

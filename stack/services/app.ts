@@ -28,6 +28,12 @@ export function appPrograms(ctx: StackContext): Record<string, AppProgram> {
       stopWaitSecs: 60,
       ready: () => httpProbe(`http://127.0.0.1:${ctx.config.sink.healthPort}/healthz`),
     },
+    // Delivers the outbox to the notification provider; answers /healthz once it runs.
+    'cadenza-outbox-relay': {
+      command: `${tsx} ${path.join(ctx.root, 'workers', 'outbox-relay.ts')}`,
+      stopWaitSecs: 30,
+      ready: () => httpProbe(`http://127.0.0.1:${ctx.config.outbox.healthPort}/healthz`),
+    },
     'cadenza-api': {
       command: `${tsx} ${path.join(ctx.root, 'api', 'main.ts')}`,
       stopWaitSecs: 30,

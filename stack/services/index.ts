@@ -3,6 +3,7 @@ import { clickhouse } from './clickhouse';
 import { ffmpeg } from './ffmpeg';
 import { kafka } from './kafka';
 import { minio } from './minio';
+import { notificationsSandbox } from './notifications-sandbox';
 import { opensearch } from './opensearch';
 import { paymentsSandbox } from './payments-sandbox';
 import { postgres } from './postgres';
@@ -15,6 +16,7 @@ import type { ServiceDef } from './types';
 export const services: ServiceDef[] = [
   postgres,
   paymentsSandbox,
+  notificationsSandbox,
   clickhouse,
   minio,
   temporal,

@@ -41,6 +41,7 @@ export async function testApp(
     pool?: DatabasePool;
     clickhouse?: ClickHouseClient;
     payments?: ApiDeps['payments'];
+    sessions?: ApiDeps['sessions'];
     /** A verifier of the test's own (to count verifications); default the config's issuer. */
     verify?: ApiDeps['verify'];
     minio?: ApiDeps['minio'];
@@ -59,6 +60,7 @@ export async function testApp(
     verify: opts.verify ?? (await createVerifier(cfg.auth)),
     readiness: opts.readiness ?? (async () => []),
     publisher: opts.publisher ?? { publish: async () => undefined },
+    ...(opts.sessions ? { sessions: opts.sessions } : {}),
     // Unit tests never reach a handler that reads a store; integration tests pass real clients.
     pool: opts.pool ?? (undefined as unknown as DatabasePool),
     clickhouse: opts.clickhouse ?? (undefined as unknown as ClickHouseClient),

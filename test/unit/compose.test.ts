@@ -34,9 +34,11 @@ describe('temporal/docker-compose.yml', () => {
         'opensearch',
         'minio',
         'payments-sandbox',
+        'notifications-sandbox',
         'cadenza-migrate',
         'cadenza-worker',
         'cadenza-sink',
+        'cadenza-outbox-relay',
         'cadenza-api',
       ].sort(),
     );
@@ -57,9 +59,11 @@ describe('temporal/docker-compose.yml', () => {
   it('gives the Cadenza processes only variables the config knows, and a config that loads', () => {
     for (const name of [
       'payments-sandbox',
+      'notifications-sandbox',
       'cadenza-migrate',
       'cadenza-worker',
       'cadenza-sink',
+      'cadenza-outbox-relay',
       'cadenza-api',
     ]) {
       const env = compose.services[name]?.environment ?? {};
@@ -81,6 +85,21 @@ describe('temporal/docker-compose.yml', () => {
     const sandbox = compose.services['payments-sandbox'];
     expect(sandbox?.command).toEqual(['npx', 'tsx', 'sandbox/payments/main.ts']);
     expect(loadConfig(sandbox?.environment ?? {}).payments.sandbox.port).toBe(worker.payments.sandbox.port);
+  });
+
+  it('points the outbox relay at the notifications sandbox service, which runs the sandbox entry', () => {
+    const relay = compose.services['cadenza-outbox-relay'];
+    expect(relay?.command).toEqual(['npx', 'tsx', 'workers/outbox-relay.ts']);
+    const relayCfg = loadConfig(relay?.environment ?? {});
+    expect(relayCfg.notifications.host).toBe('notifications-sandbox');
+    const sandbox = compose.services['notifications-sandbox'];
+    expect(sandbox?.command).toEqual(['npx', 'tsx', 'sandbox/notifications/main.ts']);
+    expect(loadConfig(sandbox?.environment ?? {}).notifications.port).toBe(relayCfg.notifications.port);
+    expect(hostPorts(sandbox)).toContain(defaults.notifications.port);
+    // Backups run pg_dump against PostgreSQL 16 there: its own client tools.
+    expect(loadConfig(compose.services['cadenza-worker']?.environment ?? {}).backups.pgBinDir).toBe(
+      '/usr/lib/postgresql/16/bin',
+    );
   });
 
   it('registers the same search attributes as the native stack, from the one list', () => {
