@@ -11,7 +11,11 @@ describe('API authentication on every route', () => {
   let app: FastifyInstance;
   let forger: Config;
   beforeAll(async () => {
-    cfg = withTempIssuer(loadConfig({ CADENZA_TEMPORAL_ADDRESS: '127.0.0.1:1' }));
+    // Every route is refused several times from one address here: the address limiter (tested on its own
+    // in api-hardening.test.ts) must not answer 429 before the refusals this test is about.
+    cfg = withTempIssuer(
+      loadConfig({ CADENZA_TEMPORAL_ADDRESS: '127.0.0.1:1', CADENZA_API_AUTH_FAILURES_PER_MINUTE: '100000' }),
+    );
     forger = withTempIssuer(cfg); // same issuer and audience, a different signing key
     app = await testApp(cfg);
   });

@@ -83,7 +83,10 @@ describe('GDPR: denied subjects in the API', () => {
     const badReason = await ask(compliance, { userId: randomUUID(), reason: 'because' });
     expect(badReason.statusCode).toBe(400);
     expect(badReason.json().errors).toEqual([
-      { field: 'body.reason', message: 'must be equal to one of the allowed values' },
+      {
+        field: 'body.reason',
+        message: expect.stringMatching(/^must be one of data_subject_request, consent_withdrawn, /),
+      },
     ]);
     // No stores in this app: the route exists and says so.
     expect((await ask(compliance, { userId: randomUUID(), reason: 'objection' })).statusCode).toBe(503);
