@@ -23,6 +23,7 @@ export const FAILURE_PROBLEMS: { readonly [K in FailureType]: ProblemOf } = {
   PaymentDeclined: { status: 402, slug: 'payment-declined', title: 'Payment declined' },
   ProviderRequestError: { status: 502, slug: 'payment-provider-refused', title: 'Payment provider refused' },
   UnknownUser: { status: 404, slug: 'not-found', title: 'Not found' },
+  PaymentInFlight: { status: 409, slug: 'payment-in-flight', title: 'A payment is being made' },
 };
 
 const isFailureType = (type: string | undefined | null): type is FailureType =>

@@ -55,6 +55,43 @@ export interface RefundResult {
   amountMinor: number;
 }
 
+/** A charge as the provider's records hold it (for lookups and reconciliation). */
+export interface ChargeRecord {
+  reference: string;
+  outcome: 'succeeded' | 'declined';
+  amountMinor: number;
+  refundedMinor: number;
+  currency: string;
+  declineCode: string | null;
+  declineRetry: 'soft' | 'hard' | null;
+  metadata: Record<string, string>;
+  createdAt: number;
+}
+
+export interface RefundRecord {
+  reference: string;
+  chargeReference: string;
+  amountMinor: number;
+  currency: string;
+  idempotencyKey: string;
+  /** The refunded charge's metadata. */
+  chargeMetadata: Record<string, string>;
+  createdAt: number;
+}
+
+/** A page of records, oldest first; pass `after` (the last reference) for the next page. */
+export interface RecordPage {
+  since: number;
+  after?: string;
+  limit: number;
+}
+
+/**
+ * The metadata key under which every charge carries its own idempotency key: providers forget keys
+ * (after ~24 h at common ones), their records' metadata stays searchable.
+ */
+export const CHARGE_KEY_METADATA = 'cadenza_key';
+
 /** Timeouts, 5xx, connection failures, a key still in flight: retry with the same key. */
 export class TransientProviderError extends Error {
   constructor(message: string) {
@@ -82,4 +119,8 @@ export interface PaymentProvider {
   authorize(req: Omit<ChargeRequest, 'amountMinor'>): Promise<ChargeResult>;
   charge(req: ChargeRequest): Promise<ChargeResult>;
   refund(req: RefundRequest): Promise<RefundResult>;
+  /** The charge made with this idempotency key, found by its metadata (works after the key expired). */
+  findCharge(idempotencyKey: string): Promise<ChargeRecord | null>;
+  listCharges(page: RecordPage): Promise<ChargeRecord[]>;
+  listRefunds(page: RecordPage): Promise<RefundRecord[]>;
 }

@@ -10,7 +10,15 @@ import { SearchAttribute } from '../search-attributes';
 export const TASK_QUEUE = 'billing';
 export const SUBSCRIPTION_WORKFLOW = 'subscription';
 export const subscriptionWorkflowId = (subscriptionId: string) => `subscription-${subscriptionId}`;
+/** The subscription a workflow ID belongs to, or null for any other workflow. */
+export const subscriptionIdOf = (workflowId: string): string | null =>
+  /^subscription-([0-9a-f-]{36})$/.exec(workflowId)?.[1] ?? null;
 export const SEARCH = { userId: SearchAttribute.userId, subscriptionId: SearchAttribute.subscriptionId };
+
+/** Billing reconciliation: the provider's records against PostgreSQL, and rows against their workflows. */
+export const RECONCILIATION_WORKFLOW = 'billingReconciliation';
+/** A scheduled run is named by its day (Temporal appends the scheduled time); on demand by a request ID. */
+export const reconciliationWorkflowId = (key: string) => `billing-reconciliation-${key}`;
 
 /** Why a subscription refuses a request or a step fails for good: every one maps to a problem type. */
 export const BillingFailure = {
@@ -30,6 +38,8 @@ export const BillingFailure = {
   /** The provider refused the request itself (not a decline): a bug or a changed account. */
   ProviderRequestError: 'ProviderRequestError',
   UnknownUser: 'UnknownUser',
+  /** A plan change while a payment of the subscription is being made: nothing changed; try again shortly. */
+  PaymentInFlight: 'PaymentInFlight',
 } as const;
 export type BillingFailure = (typeof BillingFailure)[keyof typeof BillingFailure];
 
@@ -64,6 +74,13 @@ export interface SubscriptionState {
   version: number;
   /** The CODE_VERSION of the code that continued this run (absent: older code). */
   codeVersion?: number;
+  /**
+   * A period has been paid (or imported as paid): a declined renewal then keeps premium through grace;
+   * an unpaid trial end does not. Absent in states of older code (they continue only after a payment).
+   */
+  paidBefore?: boolean;
+  /** A catalog price announced for the next renewal of this plan (the notice went out with it). */
+  pendingPrice?: { plan: string; priceMinor: number } | null;
 }
 
 export type SubscriptionInput = { start: NewSubscription } | { state: SubscriptionState };
@@ -71,7 +88,7 @@ export type SubscriptionInput = { start: NewSubscription } | { state: Subscripti
 export interface SubscriptionView {
   subscriptionId: string;
   userId: string;
-  status: SubscriptionStatus | 'pending';
+  status: SubscriptionStatus;
   plan: string | null;
   priceMinor: number | null;
   currency: string | null;
@@ -85,6 +102,11 @@ export interface SubscriptionView {
   graceUntil: string | null;
   lastDeclineCode: string | null;
   paymentMethodId: string;
+  /** Grants premium now (absent from older code's answers). */
+  entitled?: boolean;
+  /** A charge is being made right now; an update answered meanwhile says what it did to it. */
+  paymentInFlight?: boolean;
+  endedReason?: string | null;
 }
 
 export interface PlanChangeResult {
@@ -101,9 +123,48 @@ export interface SubscriptionEnd {
   reason: string;
 }
 
+export interface CancelRequest {
+  atPeriodEnd: boolean;
+  /** Who asked: an operator's cancel says so in the history (absent: the customer). */
+  by?: 'customer' | 'operator';
+}
+
 export const subscriptionState = defineQuery<SubscriptionView>('state');
-export const cancelSubscription = defineUpdate<SubscriptionView, [{ atPeriodEnd: boolean }]>('cancel');
+export const cancelSubscription = defineUpdate<SubscriptionView, [CancelRequest]>('cancel');
 export const changePlan = defineUpdate<PlanChangeResult, [{ plan: string }]>('changePlan');
 export const paymentMethodUpdated = defineUpdate<SubscriptionView, [{ paymentMethodId: string }]>(
   'paymentMethodUpdated',
 );
+
+export interface ReconciliationInput {
+  /** Provider records created at or after this instant (ms) are compared; older ones were before. */
+  since: number;
+  /** Only this subscription (an API read found its run closed while its row is live). */
+  subscriptionId?: string;
+}
+
+export interface ReconciliationResult {
+  chargesCompared: number;
+  refundsCompared: number;
+  subscriptionsCompared: number;
+  /** Mismatches found, by kind, and what was done about each. */
+  mismatches: Record<string, number>;
+}
+
+/**
+ * The slice's Temporal Schedules, in the shape workflows/schedules.ts collects: reconciliation every day
+ * at 03:30 UTC, comparing the configured look-back window.
+ */
+export const SCHEDULES = [
+  {
+    scheduleId: 'billing-reconciliation-daily',
+    note: 'Billing: provider charges and refunds against payment_transactions; subscription rows against their workflows',
+    calendar: { hour: 3, minute: 30 },
+    workflowType: RECONCILIATION_WORKFLOW,
+    workflowId: reconciliationWorkflowId('daily'),
+    taskQueue: TASK_QUEUE,
+    args: (cfg: { billing: { reconcileLookbackMs: number } }): [{ lookbackMs: number }] => [
+      { lookbackMs: cfg.billing.reconcileLookbackMs },
+    ],
+  },
+] as const;
