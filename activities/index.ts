@@ -1,3 +1,4 @@
+import { createReconciliationActivities } from './billing/reconciliation';
 import { createBillingActivities, type BillingDeps } from './billing/subscriptions';
 import * as ping from './ops/ping';
 
@@ -9,7 +10,14 @@ export interface ActivityDeps {
 
 /** Every activity, by the name workflows call it. */
 export function createActivities(deps: ActivityDeps = {}) {
-  return { ...ping, ...(deps.billing ? createBillingActivities(deps.billing) : {}) };
+  const billing = deps.billing;
+  return {
+    ...ping,
+    ...(billing ? createBillingActivities(billing) : {}),
+    ...(billing?.reconciliation
+      ? createReconciliationActivities({ ...billing, ...billing.reconciliation })
+      : {}),
+  };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -20,6 +20,7 @@ import type { PaymentProvider } from '../domain/billing/payments';
 import type { PlanCatalog } from '../domain/billing/plans';
 import audit from './plugins/audit';
 import { analyticsRoutes } from './routes/analytics';
+import { billingReconciliationRoutes } from './routes/billing-reconciliations';
 import { artistRoutes } from './routes/artists';
 import { healthRoutes } from './routes/health';
 import { paymentMethodRoutes } from './routes/payment-methods';
@@ -136,11 +137,12 @@ export async function buildApp(deps: ApiDeps) {
   const { temporal, pool, clickhouse, payments } = deps;
   const v1 = { prefix: '/v1' };
   await app.register(workflowRoutes, { ...v1, temporal });
-  await app.register(pingRoutes, { ...v1, temporal });
+  await app.register(pingRoutes, { ...v1, temporal, pool });
   await app.register(playTickRoutes, { ...v1, publisher: deps.publisher });
   await app.register(analyticsRoutes, { ...v1, pool, clickhouse });
   await app.register(artistRoutes, { ...v1, clickhouse });
   await app.register(paymentMethodRoutes, { ...v1, pool, provider: payments.provider });
   await app.register(subscriptionRoutes, { ...v1, temporal, pool, ...payments });
+  await app.register(billingReconciliationRoutes, { ...v1, temporal, pool });
   return app;
 }

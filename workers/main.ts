@@ -2,6 +2,7 @@ import http from 'node:http';
 import { loadPlanCatalog } from '../lib/plans';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createActivities } from '../activities';
@@ -37,11 +38,24 @@ async function main(): Promise<void> {
     : { workflowsPath: require.resolve('../workflows') };
   const tracing = setUpTracing(cfg.otel, 'cadenza-worker');
   const pool = await createPostgresPool(cfg.postgres, 10);
+  const registry = new Registry();
+  // Activities that start or inspect workflows (billing adoption and reconciliation) use a client.
+  const clientConnection = await Connection.connect({ address: cfg.temporal.address });
   const activities = createActivities({
     billing: {
       pool,
       provider: createPaymentProvider(cfg.payments),
       plans: loadPlanCatalog(cfg.billing.plansFile),
+      keyLifetimeMs: cfg.payments.keyLifetimeMs,
+      reconciliation: {
+        temporal: new Client({ connection: clientConnection, namespace: cfg.temporal.namespace }),
+        policy: {
+          orphanCharges: cfg.billing.orphanCharges,
+          settleMs: cfg.billing.reconcileSettleMs,
+          adoptTemplate: cfg.billing.adoptTemplate,
+        },
+        metrics: registry,
+      },
     },
   });
   const workers = await Promise.all(
@@ -64,7 +78,6 @@ async function main(): Promise<void> {
   );
   // /healthz for the supervisor and orchestrators; /metrics for the process (the Temporal runtime's
   // own metrics are on the metrics port).
-  const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'cadenza_worker_' });
   const health = http.createServer((req, res) => {
     if (req.url === '/metrics') {
@@ -85,6 +98,7 @@ async function main(): Promise<void> {
   } finally {
     health.close();
     await connection.close();
+    await clientConnection.close();
     await pool.end();
     await tracing.shutdown();
     log.info('worker stopped');

@@ -3,6 +3,7 @@ import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { fromMinor } from '../../domain/billing/money';
 import type { PlanCatalog } from '../../domain/billing/plans';
+import type { ReconciliationDeps } from './reconciliation';
 import { planFamily, type PlanTerms, type SubscriptionStatus } from '../../domain/billing/terms';
 import {
   ProviderRequestError,
@@ -23,6 +24,8 @@ export interface BillingDeps {
   plans: PlanCatalog;
   /** How long the provider remembers an idempotency key (default 24 h): older keys are looked up first. */
   keyLifetimeMs?: number;
+  /** Reconciliation's own needs (a Temporal client, its policy, the metrics registry); without them it is not served. */
+  reconciliation?: Omit<ReconciliationDeps, 'pool' | 'provider' | 'plans'>;
 }
 
 export interface ChargeInput {
@@ -129,6 +132,117 @@ const ts = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString
 const money = (minor: number, currency: string) => sql.fragment`${fromMinor(minor, currency)}::numeric`;
 const LIVE = sql.fragment`('pending', 'trialing', 'active', 'past_due')`;
 
+/**
+ * Writes one change in one statement (atomic, one round trip): the subscription row (insert, or newer
+ * version only), and — when this change moved the row — its history row, the user's tier (premium
+ * while any subscription is entitled) and the outbox message. Payments are written whenever the
+ * subscription exists: money that moved is always recorded, even by a change a newer one superseded.
+ * Running it again writes nothing new; an unknown user writes nothing at all.
+ */
+export async function writeSubscriptionChange(
+  db: CommonQueryMethods,
+  c: SubscriptionChange,
+): Promise<boolean> {
+  const entitled = c.entitled ?? ['trialing', 'active', 'past_due'].includes(c.status);
+  const paymentMethodId = c.paymentMethodId || null; // rows from before workflows may have none
+  const shown = c.shown;
+  // A free period moves no money: nothing to record or reconcile.
+  const charge = c.charge && c.charge.amountMinor > 0 ? c.charge : undefined;
+  const r = charge?.result;
+  const chargePart = charge
+    ? sql.fragment`,
+        charge_key AS (
+          INSERT INTO payment_idempotency_keys (idempotency_key, transaction_id, created_at)
+          SELECT ${charge.idempotencyKey}, gen_random_uuid(), now() FROM known WHERE known.ok
+          ON CONFLICT (idempotency_key) DO NOTHING
+          RETURNING transaction_id),
+        charge_row AS (
+          INSERT INTO payment_transactions (transaction_id, created_at, user_id, subscription_id,
+            payment_method_id, kind, amount, currency, status, decline_code, idempotency_key,
+            provider_reference)
+          SELECT charge_key.transaction_id, now(), ${c.userId}, ${c.subscriptionId}, ${paymentMethodId},
+            'charge', ${money(charge.amountMinor, c.terms.currency)}, ${c.terms.currency},
+            ${r?.outcome === 'succeeded' ? 'succeeded' : 'declined'},
+            ${r?.outcome === 'declined' ? r.code : null}, ${charge.idempotencyKey}, ${r?.reference ?? null}
+          FROM charge_key)`
+    : sql.fragment``;
+  const refund = c.refund;
+  const refundPart = refund
+    ? sql.fragment`,
+        refund_key AS (
+          INSERT INTO payment_idempotency_keys (idempotency_key, transaction_id, created_at)
+          SELECT ${refund.idempotencyKey}, gen_random_uuid(), now() FROM known WHERE known.ok
+          ON CONFLICT (idempotency_key) DO NOTHING
+          RETURNING transaction_id),
+        refund_row AS (
+          INSERT INTO payment_transactions (transaction_id, created_at, user_id, subscription_id,
+            payment_method_id, kind, amount, currency, status, idempotency_key, provider_reference, refund_of)
+          SELECT refund_key.transaction_id, now(), ${c.userId}, ${c.subscriptionId}, ${paymentMethodId},
+            'refund', ${money(refund.amountMinor, c.terms.currency)}, ${c.terms.currency}, 'succeeded',
+            ${refund.idempotencyKey}, ${refund.reference}, ${refund.refundOf}
+          FROM refund_key)`
+    : sql.fragment``;
+  const messagePart = c.message
+    ? sql.fragment`,
+        message AS (
+          INSERT INTO outbox_messages (message_key, user_id, topic, payload)
+          SELECT ${`${c.subscriptionId}:${c.version}`}, ${c.userId}, ${c.message.topic},
+            ${sql.jsonb({ subscriptionId: c.subscriptionId, ...c.message.data })}
+          FROM known WHERE known.applied
+          ON CONFLICT (message_key) DO NOTHING)`
+    : sql.fragment``;
+  return db.oneFirst(sql.type(Known)`
+    WITH applied AS (
+      INSERT INTO subscriptions (
+        subscription_id, user_id, plan, status, country, currency, price, price_minor,
+        current_period_start, current_period_end, grace_until, cancel_at_period_end,
+        payment_method_id, period_index, pending_plan, state_version, updated_at,
+        entitled, exclusive, next_charge_at, next_charge_minor, last_decline_code, ended_reason,
+        payment_in_flight)
+      SELECT ${c.subscriptionId}, u.user_id, ${c.terms.plan}, ${c.status}, u.country,
+        ${c.terms.currency}, ${money(c.terms.priceMinor, c.terms.currency)}, ${c.terms.priceMinor},
+        ${ts(c.periodStart)}, ${ts(c.periodEnd)}, ${ts(c.graceUntil)}, ${c.cancelAtPeriodEnd},
+        ${paymentMethodId}, ${c.periodIndex}, ${c.pendingPlan}, ${c.version}, now(),
+        ${entitled}, ${c.terms.exclusive ?? true}, ${ts(shown?.nextChargeAt ?? null)},
+        ${shown?.nextChargeMinor ?? null}, ${shown?.lastDeclineCode ?? null}, ${shown?.endedReason ?? null},
+        ${shown?.paymentInFlight ?? false}
+      FROM users u WHERE u.user_id = ${c.userId}
+      ON CONFLICT (subscription_id) DO UPDATE SET
+        plan = EXCLUDED.plan, status = EXCLUDED.status, currency = EXCLUDED.currency,
+        price = EXCLUDED.price, price_minor = EXCLUDED.price_minor,
+        current_period_start = EXCLUDED.current_period_start,
+        current_period_end = EXCLUDED.current_period_end, grace_until = EXCLUDED.grace_until,
+        cancel_at_period_end = EXCLUDED.cancel_at_period_end,
+        payment_method_id = EXCLUDED.payment_method_id, period_index = EXCLUDED.period_index,
+        pending_plan = EXCLUDED.pending_plan, state_version = EXCLUDED.state_version,
+        entitled = EXCLUDED.entitled, exclusive = EXCLUDED.exclusive,
+        next_charge_at = EXCLUDED.next_charge_at, next_charge_minor = EXCLUDED.next_charge_minor,
+        last_decline_code = EXCLUDED.last_decline_code, ended_reason = EXCLUDED.ended_reason,
+        payment_in_flight = EXCLUDED.payment_in_flight, updated_at = now()
+      WHERE subscriptions.state_version < EXCLUDED.state_version
+      RETURNING subscription_id),
+    -- Applied now, or the subscription exists already (this change is a retry or was superseded).
+    known AS (
+      SELECT EXISTS (SELECT 1 FROM applied) AS applied,
+        EXISTS (SELECT 1 FROM applied)
+          OR EXISTS (SELECT 1 FROM subscriptions WHERE subscription_id = ${c.subscriptionId}) AS ok),
+    history AS (
+      INSERT INTO subscription_history (subscription_id, from_status, to_status, plan, reason, version)
+      SELECT ${c.subscriptionId}, ${c.fromStatus}, ${c.status}, ${c.terms.plan}, ${c.reason}, ${c.version}
+      FROM known WHERE known.applied
+      ON CONFLICT (subscription_id, version) WHERE version IS NOT NULL DO NOTHING),
+    -- Premium is the entitlement of any entitled subscription; the last one losing it makes the user
+    -- free. (The statement's snapshot predates the row written above, hence this one's apart.)
+    tier AS (
+      UPDATE users SET tier = CASE
+        WHEN ${entitled} OR EXISTS (
+          SELECT 1 FROM subscriptions WHERE user_id = ${c.userId}
+            AND subscription_id <> ${c.subscriptionId} AND entitled)
+        THEN 'premium' ELSE 'free' END
+      WHERE user_id = ${c.userId} AND (SELECT applied FROM known))${chargePart}${refundPart}${messagePart}
+    SELECT ok FROM known`);
+}
+
 export function createBillingActivities({ pool, provider, plans, keyLifetimeMs = 86_400_000 }: BillingDeps) {
   /**
    * Charges through the provider. A decline is a result; so is a request the provider refuses for good
@@ -182,113 +296,6 @@ export function createBillingActivities({ pool, provider, plans, keyLifetimeMs =
     }
   }
 
-  /**
-   * Writes one change in one statement (atomic, one round trip): the subscription row (insert, or newer
-   * version only), and — when this change moved the row — its history row, the user's tier (premium
-   * while any subscription is entitled) and the outbox message. Payments are written whenever the
-   * subscription exists: money that moved is always recorded, even by a change a newer one superseded.
-   * Running it again writes nothing new; an unknown user writes nothing at all.
-   */
-  async function writeChange(db: CommonQueryMethods, c: SubscriptionChange): Promise<boolean> {
-    const entitled = c.entitled ?? ['trialing', 'active', 'past_due'].includes(c.status);
-    const shown = c.shown;
-    // A free period moves no money: nothing to record or reconcile.
-    const charge = c.charge && c.charge.amountMinor > 0 ? c.charge : undefined;
-    const r = charge?.result;
-    const chargePart = charge
-      ? sql.fragment`,
-          charge_key AS (
-            INSERT INTO payment_idempotency_keys (idempotency_key, transaction_id, created_at)
-            SELECT ${charge.idempotencyKey}, gen_random_uuid(), now() FROM known WHERE known.ok
-            ON CONFLICT (idempotency_key) DO NOTHING
-            RETURNING transaction_id),
-          charge_row AS (
-            INSERT INTO payment_transactions (transaction_id, created_at, user_id, subscription_id,
-              payment_method_id, kind, amount, currency, status, decline_code, idempotency_key,
-              provider_reference)
-            SELECT charge_key.transaction_id, now(), ${c.userId}, ${c.subscriptionId}, ${c.paymentMethodId},
-              'charge', ${money(charge.amountMinor, c.terms.currency)}, ${c.terms.currency},
-              ${r?.outcome === 'succeeded' ? 'succeeded' : 'declined'},
-              ${r?.outcome === 'declined' ? r.code : null}, ${charge.idempotencyKey}, ${r?.reference ?? null}
-            FROM charge_key)`
-      : sql.fragment``;
-    const refund = c.refund;
-    const refundPart = refund
-      ? sql.fragment`,
-          refund_key AS (
-            INSERT INTO payment_idempotency_keys (idempotency_key, transaction_id, created_at)
-            SELECT ${refund.idempotencyKey}, gen_random_uuid(), now() FROM known WHERE known.ok
-            ON CONFLICT (idempotency_key) DO NOTHING
-            RETURNING transaction_id),
-          refund_row AS (
-            INSERT INTO payment_transactions (transaction_id, created_at, user_id, subscription_id,
-              payment_method_id, kind, amount, currency, status, idempotency_key, provider_reference, refund_of)
-            SELECT refund_key.transaction_id, now(), ${c.userId}, ${c.subscriptionId}, ${c.paymentMethodId},
-              'refund', ${money(refund.amountMinor, c.terms.currency)}, ${c.terms.currency}, 'succeeded',
-              ${refund.idempotencyKey}, ${refund.reference}, ${refund.refundOf}
-            FROM refund_key)`
-      : sql.fragment``;
-    const messagePart = c.message
-      ? sql.fragment`,
-          message AS (
-            INSERT INTO outbox_messages (message_key, user_id, topic, payload)
-            SELECT ${`${c.subscriptionId}:${c.version}`}, ${c.userId}, ${c.message.topic},
-              ${sql.jsonb({ subscriptionId: c.subscriptionId, ...c.message.data })}
-            FROM known WHERE known.applied
-            ON CONFLICT (message_key) DO NOTHING)`
-      : sql.fragment``;
-    return db.oneFirst(sql.type(Known)`
-      WITH applied AS (
-        INSERT INTO subscriptions (
-          subscription_id, user_id, plan, status, country, currency, price, price_minor,
-          current_period_start, current_period_end, grace_until, cancel_at_period_end,
-          payment_method_id, period_index, pending_plan, state_version, updated_at,
-          entitled, exclusive, next_charge_at, next_charge_minor, last_decline_code, ended_reason,
-          payment_in_flight)
-        SELECT ${c.subscriptionId}, u.user_id, ${c.terms.plan}, ${c.status}, u.country,
-          ${c.terms.currency}, ${money(c.terms.priceMinor, c.terms.currency)}, ${c.terms.priceMinor},
-          ${ts(c.periodStart)}, ${ts(c.periodEnd)}, ${ts(c.graceUntil)}, ${c.cancelAtPeriodEnd},
-          ${c.paymentMethodId}, ${c.periodIndex}, ${c.pendingPlan}, ${c.version}, now(),
-          ${entitled}, ${c.terms.exclusive ?? true}, ${ts(shown?.nextChargeAt ?? null)},
-          ${shown?.nextChargeMinor ?? null}, ${shown?.lastDeclineCode ?? null}, ${shown?.endedReason ?? null},
-          ${shown?.paymentInFlight ?? false}
-        FROM users u WHERE u.user_id = ${c.userId}
-        ON CONFLICT (subscription_id) DO UPDATE SET
-          plan = EXCLUDED.plan, status = EXCLUDED.status, currency = EXCLUDED.currency,
-          price = EXCLUDED.price, price_minor = EXCLUDED.price_minor,
-          current_period_start = EXCLUDED.current_period_start,
-          current_period_end = EXCLUDED.current_period_end, grace_until = EXCLUDED.grace_until,
-          cancel_at_period_end = EXCLUDED.cancel_at_period_end,
-          payment_method_id = EXCLUDED.payment_method_id, period_index = EXCLUDED.period_index,
-          pending_plan = EXCLUDED.pending_plan, state_version = EXCLUDED.state_version,
-          entitled = EXCLUDED.entitled, exclusive = EXCLUDED.exclusive,
-          next_charge_at = EXCLUDED.next_charge_at, next_charge_minor = EXCLUDED.next_charge_minor,
-          last_decline_code = EXCLUDED.last_decline_code, ended_reason = EXCLUDED.ended_reason,
-          payment_in_flight = EXCLUDED.payment_in_flight, updated_at = now()
-        WHERE subscriptions.state_version < EXCLUDED.state_version
-        RETURNING subscription_id),
-      -- Applied now, or the subscription exists already (this change is a retry or was superseded).
-      known AS (
-        SELECT EXISTS (SELECT 1 FROM applied) AS applied,
-          EXISTS (SELECT 1 FROM applied)
-            OR EXISTS (SELECT 1 FROM subscriptions WHERE subscription_id = ${c.subscriptionId}) AS ok),
-      history AS (
-        INSERT INTO subscription_history (subscription_id, from_status, to_status, plan, reason, version)
-        SELECT ${c.subscriptionId}, ${c.fromStatus}, ${c.status}, ${c.terms.plan}, ${c.reason}, ${c.version}
-        FROM known WHERE known.applied
-        ON CONFLICT (subscription_id, version) WHERE version IS NOT NULL DO NOTHING),
-      -- Premium is the entitlement of any entitled subscription; the last one losing it makes the user
-      -- free. (The statement's snapshot predates the row written above, hence this one's apart.)
-      tier AS (
-        UPDATE users SET tier = CASE
-          WHEN ${entitled} OR EXISTS (
-            SELECT 1 FROM subscriptions WHERE user_id = ${c.userId}
-              AND subscription_id <> ${c.subscriptionId} AND entitled)
-          THEN 'premium' ELSE 'free' END
-        WHERE user_id = ${c.userId} AND (SELECT applied FROM known))${chargePart}${refundPart}${messagePart}
-      SELECT ok FROM known`);
-  }
-
   const unknownUser = (userId: string) =>
     ApplicationFailure.nonRetryable(
       `User ${userId} does not exist; the subscription cannot be recorded`,
@@ -313,9 +320,9 @@ export function createBillingActivities({ pool, provider, plans, keyLifetimeMs =
       return chargeThroughProvider(input);
     },
 
-    /** Writes one change (see writeChange); an unknown user is a failure a person must look at. */
+    /** Writes one change (see writeSubscriptionChange); an unknown user is a failure a person must look at. */
     async recordSubscriptionChange(c: SubscriptionChange): Promise<void> {
-      if (!(await writeChange(pool, c))) throw unknownUser(c.userId);
+      if (!(await writeSubscriptionChange(pool, c))) throw unknownUser(c.userId);
     },
 
     /**
@@ -419,7 +426,7 @@ export function createBillingActivities({ pool, provider, plans, keyLifetimeMs =
               },
             }
           : opening;
-        if (!(await writeChange(tx, change))) throw unknownUser(opening.userId);
+        if (!(await writeSubscriptionChange(tx, change))) throw unknownUser(opening.userId);
         if (reason) return { opened: false, reason, conflictWith: live ?? trialTaken, written: true };
         if (trial) {
           await tx.query(sql.unsafe`

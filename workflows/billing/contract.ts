@@ -54,6 +54,18 @@ export interface NewSubscription {
   paidThrough?: string;
   /** The plan's terms as quoted when the subscription was made; without them the run quotes the plan. */
   terms?: PlanTerms;
+  /**
+   * A subscription whose row exists without a running workflow (seeded, or its run closed), adopted as it
+   * stands: its status, period and written version continue (no policy check, no new trial).
+   */
+  adopt?: {
+    status: 'pending' | 'trialing' | 'active' | 'past_due';
+    periodIndex: number;
+    periodStart: number;
+    periodEnd: number;
+    version: number;
+    reason: string;
+  };
 }
 
 /** What a run hands the next one at continue-as-new. */
@@ -137,9 +149,9 @@ export const paymentMethodUpdated = defineUpdate<SubscriptionView, [{ paymentMet
 );
 
 export interface ReconciliationInput {
-  /** Provider records created at or after this instant (ms) are compared; older ones were before. */
-  since: number;
-  /** Only this subscription (an API read found its run closed while its row is live). */
+  /** Provider records created this long before the run's start are compared (default 3 days). */
+  lookbackMs?: number;
+  /** Only this subscription's row against its workflow (the API found its run closed). */
   subscriptionId?: string;
 }
 
@@ -147,7 +159,7 @@ export interface ReconciliationResult {
   chargesCompared: number;
   refundsCompared: number;
   subscriptionsCompared: number;
-  /** Mismatches found, by kind, and what was done about each. */
+  /** New mismatches found, as `<kind>:<resolution>` → count (none: every record agreed). */
   mismatches: Record<string, number>;
 }
 

@@ -144,7 +144,22 @@ export class SubscriptionLifecycle {
       version: 0,
     };
     let state: SubscriptionState;
-    if (start.paidThrough) {
+    if (start.adopt) {
+      // Adopted as it stands: the row's period and version continue, so charge keys never repeat.
+      const { status, periodIndex, periodStart, periodEnd, version } = start.adopt;
+      const anchor = status === 'trialing' ? periodEnd : addSpan(periodEnd, terms.period, -periodIndex);
+      const paidBefore = status === 'active' || status === 'past_due';
+      state = {
+        ...base,
+        status: status === 'past_due' ? 'active' : status, // charged again at once, as its period ended
+        anchor,
+        periodIndex,
+        periodStart,
+        periodEnd,
+        version,
+        paidBefore,
+      };
+    } else if (start.paidThrough) {
       // Paid (elsewhere) until then: active, and the renewal falls due at that instant (at once if past).
       const paidUntil = Date.parse(start.paidThrough);
       state = {
@@ -208,23 +223,28 @@ export class SubscriptionLifecycle {
   async open(): Promise<void> {
     if (this.opened) return;
     const state = this.state;
+    const adopted = this.start?.adopt;
     const opening = this.nextChange(
-      state.status === 'trialing'
-        ? 'trial started'
-        : state.status === 'active'
-          ? `imported, paid through ${this.start?.paidThrough}`
-          : 'started; first payment due now',
-      state.status === 'trialing'
+      adopted
+        ? adopted.reason
+        : state.status === 'trialing'
+          ? 'trial started'
+          : state.status === 'active'
+            ? `imported, paid through ${this.start?.paidThrough}`
+            : 'started; first payment due now',
+      state.status === 'trialing' && !adopted
         ? { message: { topic: 'subscription.trial_started', data: { trialEnd: iso(state.periodEnd) } } }
         : {},
+      adopted ? adopted.status : undefined,
     );
     let answer;
     try {
+      // An adoption keeps what exists: no policy decides again over a subscription already held.
       answer = await this.inOrder(() =>
         writes.openSubscription({
           opening,
-          trial: state.status === 'trialing',
-          exclusive: isExclusive(state.terms),
+          trial: state.status === 'trialing' && !adopted,
+          exclusive: isExclusive(state.terms) && !adopted,
         }),
       );
     } catch (err) {
@@ -817,7 +837,7 @@ export class SubscriptionLifecycle {
       subscriptionId: state.subscriptionId,
       userId: state.userId,
       version: state.version,
-      fromStatus: state.version === 1 ? null : fromStatus,
+      fromStatus: fromStatus ?? null,
       status: state.status,
       reason,
       terms: state.terms,
