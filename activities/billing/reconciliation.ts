@@ -320,7 +320,8 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
         ctx.heartbeat({ ...out, after: undefined });
       }
 
-      // Charges the books hold as paid that the provider has no record of (within the same window).
+      // Charges the books hold as paid that the provider has no record of (within the same window; one
+      // not listed is looked up by its key, as the provider's record may predate the window).
       const claimed = await pool.any(sql.type(
         z.object({
           provider_reference: z.string(),
@@ -330,9 +331,10 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
       )`
         SELECT provider_reference, subscription_id, idempotency_key FROM payment_transactions
         WHERE kind = 'charge' AND status = 'succeeded' AND amount > 0
-          AND created_at >= to_timestamp(${(since + 300_000) / 1000}) AND created_at < to_timestamp(${settledBefore / 1000})
+          AND created_at >= to_timestamp(${since / 1000}) AND created_at < to_timestamp(${settledBefore / 1000})
           AND provider_reference IS NOT NULL AND provider_reference NOT IN ('none', 'free')`);
       for (const tx of claimed.filter((t) => !seen.has(t.provider_reference))) {
+        if ((await provider.findCharge(tx.idempotency_key))?.reference === tx.provider_reference) continue;
         const isNew = await found(runBy, {
           key: `unknown-to-provider:${tx.provider_reference}`,
           kind: 'charge_unknown_to_provider',
@@ -366,7 +368,7 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
       };
       const tally = (k: string) => (out.mismatches[k] = (out.mismatches[k] ?? 0) + 1);
       const limit = pLimit(8);
-      for (let after = resume.after ?? ''; ;) {
+      for (let after = resume.after ?? '00000000-0000-0000-0000-000000000000'; ;) {
         const rows = await liveRows(pool, { after, limit: 200, subscriptionId });
         if (rows.length === 0) break;
         await Promise.all(rows.map((row) => limit(() => compareRow(row, runBy, tally))));

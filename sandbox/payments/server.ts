@@ -434,7 +434,7 @@ export function buildSandbox({ pool, settings: initial, log }: SandboxDeps) {
           ${q.subscription_id ? sql.fragment`AND metadata->>'subscription_id' = ${q.subscription_id}` : sql.fragment``}
           ${q.created_gte === undefined ? sql.fragment`` : sql.fragment`AND created_at >= to_timestamp(${q.created_gte})`}
           ${q.starting_after ? sql.fragment`AND (created_at, id) > (SELECT created_at, id FROM charges WHERE id = ${q.starting_after})` : sql.fragment``}
-          ${sql.join(metadata, sql.fragment` `)}
+          ${metadata.length ? sql.join(metadata, sql.fragment` `) : sql.fragment``}
         ORDER BY created_at, id
         LIMIT ${q.limit}`);
       return {
