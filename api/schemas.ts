@@ -12,7 +12,11 @@ export const Problem = Type.Object(
     requestId: Type.Optional(Type.String()),
     errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
   },
-  { $id: 'Problem', description: 'application/problem+json (RFC 9457)' },
+  {
+    $id: 'Problem',
+    description: 'application/problem+json (RFC 9457); extension members (e.g. `existing`) as the type says',
+    additionalProperties: true,
+  },
 );
 
 export const Started = Type.Object({

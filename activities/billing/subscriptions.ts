@@ -1,4 +1,4 @@
-import { ApplicationFailure, log } from '@temporalio/activity';
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { fromMinor } from '../../domain/billing/money';
@@ -284,6 +284,8 @@ export function createBillingActivities({ pool, provider, plans, keyLifetimeMs =
           subscription_id: input.subscriptionId,
           period: input.purpose === 'upgrade' ? `${input.period}/upgrade` : String(input.period),
         },
+        // A timed-out attempt stops here (the retry finds the charge by its key) rather than write late.
+        signal: Context.current().cancellationSignal,
       });
       log.info('charge answered', { key: input.idempotencyKey, outcome: result.outcome });
       return result;

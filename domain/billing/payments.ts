@@ -33,6 +33,8 @@ export interface ChargeRequest {
   currency: string;
   /** IDs only (subscription, period): the provider's records are matched back by them. */
   metadata: Record<string, string>;
+  /** Abandons the wait for the answer (the activity was cancelled or timed out); a retry finds it by key. */
+  signal?: AbortSignal;
 }
 
 /**

@@ -112,6 +112,7 @@ export class SandboxProvider implements PaymentProvider {
       '/v1/charges',
       { payment_method: req.token, amount: req.amountMinor, currency: req.currency, metadata },
       req.idempotencyKey,
+      req.signal,
     );
     return this.chargeResult(answer);
   }
@@ -205,11 +206,17 @@ export class SandboxProvider implements PaymentProvider {
     return this.send('GET', `${path}?${new URLSearchParams(query)}`);
   }
 
-  private post(path: string, body: unknown, idempotencyKey?: string): Promise<Answer> {
-    return this.send('POST', path, body, idempotencyKey);
+  private post(path: string, body: unknown, idempotencyKey?: string, signal?: AbortSignal): Promise<Answer> {
+    return this.send('POST', path, body, idempotencyKey, signal);
   }
 
-  private async send(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<Answer> {
+  private async send(
+    method: string,
+    path: string,
+    body?: unknown,
+    idempotencyKey?: string,
+    signal?: AbortSignal,
+  ): Promise<Answer> {
     const url = new URL(path, this.options.url);
     try {
       const res = await fetch(url, {
@@ -219,8 +226,10 @@ export class SandboxProvider implements PaymentProvider {
           ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}),
         },
         body: body === undefined ? undefined : JSON.stringify(body),
-        // One deadline for the whole exchange, body included.
-        signal: AbortSignal.timeout(this.options.timeoutMs),
+        // One deadline for the whole exchange, body included (sooner if the caller gives up).
+        signal: signal
+          ? AbortSignal.any([signal, AbortSignal.timeout(this.options.timeoutMs)])
+          : AbortSignal.timeout(this.options.timeoutMs),
       });
       return { status: res.status, body: parseJson(await res.text()) };
     } catch (err) {

@@ -57,7 +57,7 @@ const firstAttempt = proxyLocalActivities<BillingActivities>({
 // Later attempts are an ordinary activity with the same key, retried without limit: the task is free,
 // so updates and queries are answered while the provider is slow or away (and the UI shows the retries).
 const retried = proxyActivities<BillingActivities>({
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: '30 seconds', // above the provider client's own 10 s; a dead worker's attempt ends by then
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
 
