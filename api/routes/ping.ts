@@ -5,10 +5,10 @@ import type { Client } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import type { DatabasePool } from 'slonik';
 import type { ping } from '../../workflows';
-import { pingWorkflowId } from '../../workflows/ops/contract';
 import { recallIdempotencyKey, rememberIdempotencyKey } from '../lib/idempotency';
 import { idempotencyKey, startOnce } from '../lib/start';
 import { IdempotencyHeaders, Started, withProblems } from '../schemas';
+import { PING_WORKFLOW, TASK_QUEUE, pingWorkflowId } from '../../workflows/ops/contract';
 
 /** Starts the trivial `ping` workflow: proves API → Temporal → worker → activity end to end. */
 export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client; pool: DatabasePool }> = async (
@@ -52,9 +52,9 @@ export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client; pool: Dat
       const runKey =
         (await recallIdempotencyKey(pool, keyed)) ??
         (await rememberIdempotencyKey(pool, keyed, randomUUID()));
-      const started = await startOnce<typeof ping>(temporal, 'ping', {
+      const started = await startOnce<typeof ping>(temporal, PING_WORKFLOW, {
         workflowId: pingWorkflowId(runKey),
-        taskQueue: 'ops',
+        taskQueue: TASK_QUEUE,
         args: [
           {
             token: request.body.token,
