@@ -1,4 +1,5 @@
 import { createReconciliationActivities } from './billing/reconciliation';
+import { renewalFloorActivities } from './billing/renewal-floor';
 import { createBillingActivities, type BillingDeps } from './billing/subscriptions';
 import * as ping from './ops/ping';
 
@@ -13,7 +14,7 @@ export function createActivities(deps: ActivityDeps = {}) {
   const billing = deps.billing;
   return {
     ...ping,
-    ...(billing ? createBillingActivities(billing) : {}),
+    ...(billing ? { ...createBillingActivities(billing), ...renewalFloorActivities } : {}),
     ...(billing?.reconciliation
       ? createReconciliationActivities({ ...billing, ...billing.reconciliation })
       : {}),

@@ -33,7 +33,10 @@ type Sub = WorkflowHandle<typeof subscription>;
 
 // The built-in plans and a free one; recorded starts carry their quoted terms, as the API's do.
 const individual = BUILT_IN_PLANS[0] as PlanTerms;
-const plans: PlanTerms[] = [...BUILT_IN_PLANS, { ...individual, plan: 'free-tier', priceMinor: 0, trialMs: 0 }];
+const plans: PlanTerms[] = [
+  ...BUILT_IN_PLANS,
+  { ...individual, plan: 'free-tier', priceMinor: 0, trialMs: 0 },
+];
 const catalog = new PlanCatalog(plans);
 const billing = fakeBilling(plans);
 
@@ -52,114 +55,115 @@ const subscriptionScenarios: Record<
   string,
   { script: Script; start?: Partial<NewSubscription>; drive: (env: Env, h: Sub) => Promise<void> }
 > = {
-    'renewals-quarter': { script: () => 'succeeded', drive: (env) => env.sleep(92 * DAY) },
-    'grace-recovered': {
-      script: (n) => (n === 1 || n === 2 ? 'soft' : 'succeeded'),
-      drive: (env) => env.sleep(40 * DAY),
+  'renewals-quarter': { script: () => 'succeeded', drive: (env) => env.sleep(92 * DAY) },
+  'grace-recovered': {
+    script: (n) => (n === 1 || n === 2 ? 'soft' : 'succeeded'),
+    drive: (env) => env.sleep(40 * DAY),
+  },
+  'grace-new-method': {
+    script: (n) => (n === 0 ? 'succeeded' : 'soft'),
+    drive: async (env, h) => {
+      await untilDue(env, h, 60_000);
+      await h.executeUpdate(paymentMethodUpdated, { args: [{ paymentMethodId: 'pm-replay-new' }] });
+      await env.sleep(60_000);
     },
-    'grace-new-method': {
-      script: (n) => (n === 0 ? 'succeeded' : 'soft'),
-      drive: async (env, h) => {
-        await untilDue(env, h, 60_000);
-        await h.executeUpdate(paymentMethodUpdated, { args: [{ paymentMethodId: 'pm-replay-new' }] });
-        await env.sleep(60_000);
-      },
+  },
+  'grace-expired': {
+    script: (n) => (n === 0 ? 'succeeded' : 'soft'),
+    drive: (_env, h) => h.result().then(),
+  },
+  'hard-decline': {
+    script: (n) => (n === 0 ? 'succeeded' : 'hard'),
+    drive: (_env, h) => h.result().then(),
+  },
+  'cancel-at-period-end': {
+    script: () => 'succeeded',
+    drive: async (_env, h) => {
+      await h.executeUpdate(cancelSubscription, { args: [{ atPeriodEnd: true }] });
+      await h.result();
     },
-    'grace-expired': {
-      script: (n) => (n === 0 ? 'succeeded' : 'soft'),
-      drive: (_env, h) => h.result().then(),
+  },
+  'cancel-now': {
+    script: () => 'succeeded',
+    drive: async (_env, h) => {
+      await h.executeUpdate(cancelSubscription, { args: [{ atPeriodEnd: false }] });
+      await h.result();
     },
-    'hard-decline': {
-      script: (n) => (n === 0 ? 'succeeded' : 'hard'),
-      drive: (_env, h) => h.result().then(),
+  },
+  'plan-changes': {
+    script: () => 'succeeded',
+    drive: async (env, h) => {
+      await env.sleep(10 * DAY);
+      await h.executeUpdate(changePlan, { args: [{ plan: 'premium-family' }] });
+      await h.executeUpdate(changePlan, { args: [{ plan: 'premium-student' }] });
+      await untilDue(env, h, 60_000);
     },
-    'cancel-at-period-end': {
-      script: () => 'succeeded',
-      drive: async (_env, h) => {
-        await h.executeUpdate(cancelSubscription, { args: [{ atPeriodEnd: true }] });
-        await h.result();
-      },
+  },
+  'provider-timeout': {
+    script: (n) => (n === 1 ? 'timeout' : 'succeeded'),
+    drive: (env) => env.sleep(32 * DAY),
+  },
+  // Code version 5 on: an operator's cancellation of the run, updates while a charge is in flight,
+  // provider refusals, unpaid trial ends, catalog price changes, free plans.
+  'operator-cancel-trial': {
+    script: () => 'succeeded',
+    start: { trialDays: undefined },
+    drive: async (_env, h) => {
+      await h.cancel();
+      await h.result().catch(() => undefined);
     },
-    'cancel-now': {
-      script: () => 'succeeded',
-      drive: async (_env, h) => {
-        await h.executeUpdate(cancelSubscription, { args: [{ atPeriodEnd: false }] });
-        await h.result();
-      },
+  },
+  'operator-cancel-in-flight': {
+    script: (n) => (n === 1 ? 'hold' : 'succeeded'),
+    drive: async (env, h) => {
+      await untilDue(env, h, 0);
+      const key = await heldCharge(h);
+      await h.cancel();
+      while ((await h.query(subscriptionState)).status !== 'canceled')
+        await new Promise((r) => setTimeout(r, 20));
+      billing.release(key);
+      await h.result().catch(() => undefined);
     },
-    'plan-changes': {
-      script: () => 'succeeded',
-      drive: async (env, h) => {
-        await env.sleep(10 * DAY);
-        await h.executeUpdate(changePlan, { args: [{ plan: 'premium-family' }] });
-        await h.executeUpdate(changePlan, { args: [{ plan: 'premium-student' }] });
-        await untilDue(env, h, 60_000);
-      },
+  },
+  'updates-in-flight': {
+    script: (n) => (n === 1 ? 'hold' : 'succeeded'),
+    drive: async (env, h) => {
+      await untilDue(env, h, 0);
+      const key = await heldCharge(h);
+      await h.executeUpdate(changePlan, { args: [{ plan: 'premium-family' }] }).catch(() => undefined);
+      await h.executeUpdate(paymentMethodUpdated, { args: [{ paymentMethodId: 'pm-replay-new' }] });
+      await h.executeUpdate(cancelSubscription, { args: [{ atPeriodEnd: false }] });
+      billing.release(key);
+      await h.result();
     },
-    'provider-timeout': {
-      script: (n) => (n === 1 ? 'timeout' : 'succeeded'),
-      drive: (env) => env.sleep(32 * DAY),
+  },
+  'provider-refused': {
+    script: (n) => (n === 1 ? 'refused' : 'succeeded'),
+    drive: async (env, h) => {
+      await untilDue(env, h, 60_000);
+      await h.executeUpdate(paymentMethodUpdated, { args: [{ paymentMethodId: 'pm-replay-new' }] });
+      await env.sleep(60_000);
     },
-    // Code version 5 on: an operator's cancellation of the run, updates while a charge is in flight,
-    // provider refusals, unpaid trial ends, catalog price changes, free plans.
-    'operator-cancel-trial': {
-      script: () => 'succeeded',
-      start: { trialDays: undefined },
-      drive: async (_env, h) => {
-        await h.cancel();
-        await h.result().catch(() => undefined);
-      },
+  },
+  'trial-end-unpaid': {
+    script: (n) => (n === 0 ? 'soft' : 'succeeded'),
+    start: { trialDays: undefined },
+    drive: (env) => env.sleep(32 * DAY),
+  },
+  'price-change': {
+    script: () => 'succeeded',
+    drive: async (env) => {
+      billing.setPlans(plans.map((p) => (p.plan === individual.plan ? { ...p, priceMinor: 1299 } : p)));
+      await env.sleep(62 * DAY);
+      billing.setPlans(plans);
     },
-    'operator-cancel-in-flight': {
-      script: (n) => (n === 1 ? 'hold' : 'succeeded'),
-      drive: async (env, h) => {
-        await untilDue(env, h, 0);
-        const key = await heldCharge(h);
-        await h.cancel();
-        while ((await h.query(subscriptionState)).status !== 'canceled') await new Promise((r) => setTimeout(r, 20));
-        billing.release(key);
-        await h.result().catch(() => undefined);
-      },
-    },
-    'updates-in-flight': {
-      script: (n) => (n === 1 ? 'hold' : 'succeeded'),
-      drive: async (env, h) => {
-        await untilDue(env, h, 0);
-        const key = await heldCharge(h);
-        await h.executeUpdate(changePlan, { args: [{ plan: 'premium-family' }] }).catch(() => undefined);
-        await h.executeUpdate(paymentMethodUpdated, { args: [{ paymentMethodId: 'pm-replay-new' }] });
-        await h.executeUpdate(cancelSubscription, { args: [{ atPeriodEnd: false }] });
-        billing.release(key);
-        await h.result();
-      },
-    },
-    'provider-refused': {
-      script: (n) => (n === 1 ? 'refused' : 'succeeded'),
-      drive: async (env, h) => {
-        await untilDue(env, h, 60_000);
-        await h.executeUpdate(paymentMethodUpdated, { args: [{ paymentMethodId: 'pm-replay-new' }] });
-        await env.sleep(60_000);
-      },
-    },
-    'trial-end-unpaid': {
-      script: (n) => (n === 0 ? 'soft' : 'succeeded'),
-      start: { trialDays: undefined },
-      drive: (env) => env.sleep(32 * DAY),
-    },
-    'price-change': {
-      script: () => 'succeeded',
-      drive: async (env) => {
-        billing.setPlans(plans.map((p) => (p.plan === individual.plan ? { ...p, priceMinor: 1299 } : p)));
-        await env.sleep(62 * DAY);
-        billing.setPlans(plans);
-      },
-    },
-    'free-plan': {
-      script: () => 'succeeded',
-      start: { plan: 'free-tier' },
-      drive: (env) => env.sleep(32 * DAY),
-    },
-  };
+  },
+  'free-plan': {
+    script: () => 'succeeded',
+    start: { plan: 'free-tier' },
+    drive: (env) => env.sleep(32 * DAY),
+  },
+};
 
 async function untilDue(env: Env, h: Sub, after: number): Promise<void> {
   const due = Date.parse((await h.query(subscriptionState)).periodEnd as string);

@@ -2,3 +2,4 @@
 export { ping } from './ops/ping';
 export { subscription } from './billing/subscription';
 export { billingReconciliation } from './billing/reconciliation';
+export { renewalFloor } from './billing/renewal-floor';
