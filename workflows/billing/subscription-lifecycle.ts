@@ -352,6 +352,17 @@ export class SubscriptionLifecycle {
     };
   }
 
+  /** A plan change's validator: ended, starting, past due, or a payment being made → refused at once. */
+  refusePlanChange(): void {
+    this.mustBeLive();
+    this.refuseWhilePaying();
+    if (this.state.status === 'past_due')
+      throw refuse(
+        BillingFailure.PastDue,
+        'The subscription is past due: update the payment method before changing plan',
+      );
+  }
+
   /** Update validators: refused before anything reaches the history. */
   refuseIfEnded(): void {
     if (this.ended)
@@ -407,13 +418,7 @@ export class SubscriptionLifecycle {
    * while past due, while a payment or another plan change is being made, and across currencies or periods.
    */
   async changePlan({ plan }: { plan: string }): Promise<PlanChangeResult> {
-    this.mustBeLive();
-    this.refuseWhilePaying();
-    if (this.state.status === 'past_due')
-      throw refuse(
-        BillingFailure.PastDue,
-        'The subscription is past due: update the payment method before changing plan',
-      );
+    this.refusePlanChange();
     this.planChanging = true;
     try {
       let terms: PlanTerms;

@@ -40,7 +40,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
     validator: ({ plan }) => {
       if (typeof plan !== 'string' || !/^[a-z][a-z0-9_-]{1,40}$/.test(plan))
         throw new Error(`"${plan}" is not a plan name`);
-      lifecycle.refuseIfEnded();
+      lifecycle.refusePlanChange();
     },
   });
   setHandler(paymentMethodUpdated, (request) => lifecycle.paymentMethodUpdated(request), {
