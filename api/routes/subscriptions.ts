@@ -60,6 +60,8 @@ const uuid = { format: 'uuid' } as const;
 const nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 /** How long the API waits for a subscription's answer to an update before saying it is busy. */
 const UPDATE_DEADLINE_MS = 15_000;
+/** How long a create waits for the workflow's own decision on the user's policies (then: 202, pending). */
+const OPENING_WAIT_MS = 3000;
 
 const View = Type.Object(
   {
@@ -192,6 +194,30 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<SubscriptionApiDeps> 
     }
   }
 
+  /**
+   * The workflow decides the user's policies again under a lock (two requests at once both pass the checks
+   * above); its refusal, when it comes within a moment, is the caller's 409 too.
+   */
+  async function refusedByWorkflow(subscriptionId: string): Promise<void> {
+    const deadline = Date.now() + OPENING_WAIT_MS;
+    for (let wait = 20; Date.now() < deadline; wait = Math.min(wait * 2, 200)) {
+      const row = await subscriptionById(pool, subscriptionId);
+      if (row) {
+        const reason = row.endedReason;
+        if (row.status !== 'canceled' || !reason?.startsWith('refused')) return;
+        const existing = /live subscription ([0-9a-f-]{36})/.exec(reason)?.[1];
+        throw new CadenzaError(
+          existing ? 'subscription-exists' : 'trial-used',
+          409,
+          existing ? 'A live subscription exists' : 'Trial already used',
+          `Subscription ${subscriptionId} was ${reason}.`,
+          existing ? { existing: { subscriptionId: existing, url: `/v1/subscriptions/${existing}` } } : {},
+        );
+      }
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
   /** A payment method of this user that can be charged. */
   async function ownMethod(userId: string, paymentMethodId: string): Promise<void> {
     const row = await pool.maybeOne(sql.type(MethodOwner)`
@@ -311,6 +337,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<SubscriptionApiDeps> 
           { key: SEARCH.subscriptionId, value: subscriptionId },
         ],
       });
+      if (!started.existing) await refusedByWorkflow(subscriptionId);
       const statusUrl = `/v1/subscriptions/${subscriptionId}`;
       request.auditSubject = { type: 'subscription', id: subscriptionId };
       request.auditDetails = { userId, plan, existing: started.existing };

@@ -232,6 +232,10 @@ describe('subscription hardening (time-skipping, mocked billing activities)', ()
         status: 'expired',
         reason: 'initial payment declined: resource_missing',
       });
+      expect(s.last()?.shown).toMatchObject({
+        lastDeclineCode: 'resource_missing',
+        endedReason: expect.any(String),
+      });
     });
 
     it('a refusal in grace waits for a new card, which recovers it', async () => {

@@ -98,6 +98,8 @@ export class SubscriptionLifecycle {
   private grace: Grace | undefined;
   /** A new payment method in grace: charge it now rather than on the next dunning day. */
   private retryNow: { requestedAt: number } | null = null;
+  /** The last decline's code until a payment succeeds (the projection shows it, also after an end). */
+  private declineCode: string | null = null;
   private dunningAttempts = 0;
   private scheduledRetriesUsed = 0;
   private payment: { refundIfPaid: boolean } | undefined;
@@ -345,7 +347,7 @@ export class SubscriptionLifecycle {
       nextChargeAt: iso(next),
       nextChargeMinor: next === null ? null : this.nextPrice(),
       graceUntil: iso(live ? this.grace?.until : null),
-      lastDeclineCode: this.grace?.code ?? null,
+      lastDeclineCode: this.declineCode,
       entitled: this.entitled(),
       paymentInFlight: this.payment !== undefined || state.status === 'pending',
       endedReason: this.ended?.reason ?? null,
@@ -591,13 +593,19 @@ export class SubscriptionLifecycle {
     reason: string,
     message: ChangeExtras['message'],
   ): SubscriptionChange {
-    const saved = { state: { ...this.state }, grace: this.grace, retryNow: this.retryNow };
+    const saved = {
+      state: { ...this.state },
+      grace: this.grace,
+      retryNow: this.retryNow,
+      declineCode: this.declineCode,
+    };
     this.becomePaid(period);
     this.state.version += 1; // reserved: writes decided while the charge runs come after it
     const change = this.changeOf(fromStatus, reason, { message });
     Object.assign(this.state, saved.state, { version: this.state.version });
     this.grace = saved.grace;
     this.retryNow = saved.retryNow;
+    this.declineCode = saved.declineCode;
     return change;
   }
 
@@ -612,6 +620,7 @@ export class SubscriptionLifecycle {
     });
     this.grace = undefined;
     this.retryNow = null;
+    this.declineCode = null;
   }
 
   /**
@@ -696,6 +705,7 @@ export class SubscriptionLifecycle {
   ): Promise<void> {
     const state = this.state;
     const period = state.periodIndex + 1;
+    this.declineCode = result.code;
     if (fromStatus === 'pending') {
       // A first payment that fails never starts premium: the subscription ends at once.
       return this.end('expired', `initial payment declined: ${result.code}`, chargeRecord);
