@@ -263,6 +263,13 @@ describe('billing activities and reconciliation (real stores)', () => {
       entitled: true,
     });
     expect(await tier(u.userId)).toBe('premium');
+    // Ended, so that reconciliation below has only its own rows to adopt.
+    await run(activities.recordSubscriptionChange, {
+      ...trial,
+      version: 3,
+      status: 'canceled',
+      entitled: false,
+    });
   });
 
   it('reconciles: writes lost records, refunds orphans, closes terminated runs, adopts rows without one — once', async () => {
