@@ -455,12 +455,11 @@ describe('subscriptions end to end (API → workflow → sandbox provider → Po
         expect(ended.endedReason).toMatch(/while a payment was being made/);
         // The charge completes, is recorded, and is refunded once with its own key.
         await eventually(
-          async () => (await stack.sandbox.charges({ subscriptionId: f.subscriptionId }))[0]?.amount_refunded,
-          500,
+          async () => (await topics(f.subscriptionId)).join(),
+          'subscription.canceled,subscription.refunded',
           40_000,
         );
         expect(await booksAgree(f.subscriptionId)).toEqual({ charges: 1, refundedMinor: 500 });
-        expect(await topics(f.subscriptionId)).toEqual(['subscription.canceled', 'subscription.refunded']);
         await eventually(slow.tier, 'free');
       } finally {
         await stack.sandbox.updateSettings({ latencyMs: 0 });
