@@ -141,14 +141,14 @@ const LIVE = sql.fragment`('pending', 'trialing', 'active', 'past_due')`;
  */
 export async function writeSubscriptionChange(
   db: CommonQueryMethods,
-  c: SubscriptionChange,
+  change: SubscriptionChange,
 ): Promise<boolean> {
-  const entitled = c.entitled ?? ['trialing', 'active', 'past_due'].includes(c.status);
-  const paymentMethodId = c.paymentMethodId || null; // rows from before workflows may have none
-  const shown = c.shown;
+  const entitled = change.entitled ?? ['trialing', 'active', 'past_due'].includes(change.status);
+  const paymentMethodId = change.paymentMethodId || null; // rows from before workflows may have none
+  const shown = change.shown;
   // A free period moves no money: nothing to record or reconcile.
-  const charge = c.charge && c.charge.amountMinor > 0 ? c.charge : undefined;
-  const r = charge?.result;
+  const charge = change.charge && change.charge.amountMinor > 0 ? change.charge : undefined;
+  const result = charge?.result;
   const chargePart = charge
     ? sql.fragment`,
         charge_key AS (
@@ -160,13 +160,13 @@ export async function writeSubscriptionChange(
           INSERT INTO payment_transactions (transaction_id, created_at, user_id, subscription_id,
             payment_method_id, kind, amount, currency, status, decline_code, idempotency_key,
             provider_reference)
-          SELECT charge_key.transaction_id, now(), ${c.userId}, ${c.subscriptionId}, ${paymentMethodId},
-            'charge', ${money(charge.amountMinor, c.terms.currency)}, ${c.terms.currency},
-            ${r?.outcome === 'succeeded' ? 'succeeded' : 'declined'},
-            ${r?.outcome === 'declined' ? r.code : null}, ${charge.idempotencyKey}, ${r?.reference ?? null}
+          SELECT charge_key.transaction_id, now(), ${change.userId}, ${change.subscriptionId}, ${paymentMethodId},
+            'charge', ${money(charge.amountMinor, change.terms.currency)}, ${change.terms.currency},
+            ${result?.outcome === 'succeeded' ? 'succeeded' : 'declined'},
+            ${result?.outcome === 'declined' ? result.code : null}, ${charge.idempotencyKey}, ${result?.reference ?? null}
           FROM charge_key)`
     : sql.fragment``;
-  const refund = c.refund;
+  const refund = change.refund;
   const refundPart = refund
     ? sql.fragment`,
         refund_key AS (
@@ -177,17 +177,17 @@ export async function writeSubscriptionChange(
         refund_row AS (
           INSERT INTO payment_transactions (transaction_id, created_at, user_id, subscription_id,
             payment_method_id, kind, amount, currency, status, idempotency_key, provider_reference, refund_of)
-          SELECT refund_key.transaction_id, now(), ${c.userId}, ${c.subscriptionId}, ${paymentMethodId},
-            'refund', ${money(refund.amountMinor, c.terms.currency)}, ${c.terms.currency}, 'succeeded',
+          SELECT refund_key.transaction_id, now(), ${change.userId}, ${change.subscriptionId}, ${paymentMethodId},
+            'refund', ${money(refund.amountMinor, change.terms.currency)}, ${change.terms.currency}, 'succeeded',
             ${refund.idempotencyKey}, ${refund.reference}, ${refund.refundOf}
           FROM refund_key)`
     : sql.fragment``;
-  const messagePart = c.message
+  const messagePart = change.message
     ? sql.fragment`,
         message AS (
           INSERT INTO outbox_messages (message_key, user_id, topic, payload)
-          SELECT ${`${c.subscriptionId}:${c.version}`}, ${c.userId}, ${c.message.topic},
-            ${sql.jsonb({ subscriptionId: c.subscriptionId, ...c.message.data })}
+          SELECT ${`${change.subscriptionId}:${change.version}`}, ${change.userId}, ${change.message.topic},
+            ${sql.jsonb({ subscriptionId: change.subscriptionId, ...change.message.data })}
           FROM known WHERE known.applied
           ON CONFLICT (message_key) DO NOTHING)`
     : sql.fragment``;
@@ -199,14 +199,14 @@ export async function writeSubscriptionChange(
         payment_method_id, period_index, pending_plan, state_version, updated_at,
         entitled, exclusive, next_charge_at, next_charge_minor, last_decline_code, ended_reason,
         payment_in_flight)
-      SELECT ${c.subscriptionId}, u.user_id, ${c.terms.plan}, ${c.status}, u.country,
-        ${c.terms.currency}, ${money(c.terms.priceMinor, c.terms.currency)}, ${c.terms.priceMinor},
-        ${ts(c.periodStart)}, ${ts(c.periodEnd)}, ${ts(c.graceUntil)}, ${c.cancelAtPeriodEnd},
-        ${paymentMethodId}, ${c.periodIndex}, ${c.pendingPlan}, ${c.version}, now(),
-        ${entitled}, ${c.terms.exclusive ?? true}, ${ts(shown?.nextChargeAt ?? null)},
+      SELECT ${change.subscriptionId}, u.user_id, ${change.terms.plan}, ${change.status}, u.country,
+        ${change.terms.currency}, ${money(change.terms.priceMinor, change.terms.currency)}, ${change.terms.priceMinor},
+        ${ts(change.periodStart)}, ${ts(change.periodEnd)}, ${ts(change.graceUntil)}, ${change.cancelAtPeriodEnd},
+        ${paymentMethodId}, ${change.periodIndex}, ${change.pendingPlan}, ${change.version}, now(),
+        ${entitled}, ${change.terms.exclusive ?? true}, ${ts(shown?.nextChargeAt ?? null)},
         ${shown?.nextChargeMinor ?? null}, ${shown?.lastDeclineCode ?? null}, ${shown?.endedReason ?? null},
         ${shown?.paymentInFlight ?? false}
-      FROM users u WHERE u.user_id = ${c.userId}
+      FROM users u WHERE u.user_id = ${change.userId}
       ON CONFLICT (subscription_id) DO UPDATE SET
         plan = EXCLUDED.plan, status = EXCLUDED.status, currency = EXCLUDED.currency,
         price = EXCLUDED.price, price_minor = EXCLUDED.price_minor,
@@ -225,10 +225,10 @@ export async function writeSubscriptionChange(
     known AS (
       SELECT EXISTS (SELECT 1 FROM applied) AS applied,
         EXISTS (SELECT 1 FROM applied)
-          OR EXISTS (SELECT 1 FROM subscriptions WHERE subscription_id = ${c.subscriptionId}) AS ok),
+          OR EXISTS (SELECT 1 FROM subscriptions WHERE subscription_id = ${change.subscriptionId}) AS ok),
     history AS (
       INSERT INTO subscription_history (subscription_id, from_status, to_status, plan, reason, version)
-      SELECT ${c.subscriptionId}, ${c.fromStatus}, ${c.status}, ${c.terms.plan}, ${c.reason}, ${c.version}
+      SELECT ${change.subscriptionId}, ${change.fromStatus}, ${change.status}, ${change.terms.plan}, ${change.reason}, ${change.version}
       FROM known WHERE known.applied
       ON CONFLICT (subscription_id, version) WHERE version IS NOT NULL DO NOTHING),
     -- Premium is the entitlement of any entitled subscription; the last one losing it makes the user
@@ -236,10 +236,10 @@ export async function writeSubscriptionChange(
     tier AS (
       UPDATE users SET tier = CASE
         WHEN ${entitled} OR EXISTS (
-          SELECT 1 FROM subscriptions WHERE user_id = ${c.userId}
-            AND subscription_id <> ${c.subscriptionId} AND entitled)
+          SELECT 1 FROM subscriptions WHERE user_id = ${change.userId}
+            AND subscription_id <> ${change.subscriptionId} AND entitled)
         THEN 'premium' ELSE 'free' END
-      WHERE user_id = ${c.userId} AND (SELECT applied FROM known))${chargePart}${refundPart}${messagePart}
+      WHERE user_id = ${change.userId} AND (SELECT applied FROM known))${chargePart}${refundPart}${messagePart}
     SELECT ok FROM known`);
 }
 
@@ -323,8 +323,8 @@ export function createBillingActivities({ pool, provider, plans, keyLifetimeMs =
     },
 
     /** Writes one change (see writeSubscriptionChange); an unknown user is a failure a person must look at. */
-    async recordSubscriptionChange(c: SubscriptionChange): Promise<void> {
-      if (!(await writeSubscriptionChange(pool, c))) throw unknownUser(c.userId);
+    async recordSubscriptionChange(change: SubscriptionChange): Promise<void> {
+      if (!(await writeSubscriptionChange(pool, change))) throw unknownUser(change.userId);
     },
 
     /**
