@@ -1,3 +1,5 @@
+import { createReconciliationActivities } from './billing/reconciliation';
+import { renewalFloorActivities } from './billing/renewal-floor';
 import { createBillingActivities, type BillingDeps } from './billing/subscriptions';
 import { createComplianceActivities, type ComplianceDeps } from './compliance';
 import * as ping from './ops/ping';
@@ -15,9 +17,13 @@ export interface ActivityDeps {
 
 /** Every activity, by the name workflows call it. */
 export function createActivities(deps: ActivityDeps = {}) {
+  const billing = deps.billing;
   return {
     ...ping,
-    ...(deps.billing ? createBillingActivities(deps.billing) : {}),
+    ...(billing ? { ...createBillingActivities(billing), ...renewalFloorActivities } : {}),
+    ...(billing?.reconciliation
+      ? createReconciliationActivities({ ...billing, ...billing.reconciliation })
+      : {}),
     ...(deps.compliance ? createComplianceActivities(deps.compliance) : {}),
     ...(deps.ops ? createOpsActivities(deps.ops) : {}),
   };

@@ -21,6 +21,7 @@ import type { PaymentProvider } from '../domain/billing/payments';
 import type { PlanCatalog } from '../domain/billing/plans';
 import audit from './plugins/audit';
 import { analyticsRoutes } from './routes/analytics';
+import { billingReconciliationRoutes } from './routes/billing-reconciliations';
 import { artistRoutes } from './routes/artists';
 import { gdprRoutes } from './routes/gdpr';
 import { healthRoutes } from './routes/health';
@@ -169,7 +170,7 @@ export async function buildApp(deps: ApiDeps) {
   const { temporal, pool, clickhouse, payments } = deps;
   const v1 = { prefix: '/v1' };
   await app.register(workflowRoutes, { ...v1, temporal, pageTokens: new PageTokens(api.pageTokenKey) });
-  await app.register(pingRoutes, { ...v1, temporal });
+  await app.register(pingRoutes, { ...v1, temporal, pool });
   await app.register(playTickRoutes, {
     ...v1,
     publisher: deps.publisher,
@@ -190,5 +191,6 @@ export async function buildApp(deps: ApiDeps) {
     bucketPrefix: config.minio.bucketPrefix,
   });
   await app.register(userRoutes, { ...v1, pool });
+  await app.register(billingReconciliationRoutes, { ...v1, temporal, pool });
   return app;
 }

@@ -27,6 +27,7 @@ export const FAILURE_PROBLEMS: { readonly [K in FailureType]: ProblemOf } = {
   BadUserId: { status: 400, slug: 'validation', title: 'Invalid request' },
   RestoreDrillFailed: { status: 500, slug: 'restore-drill-failed', title: 'Restore drill failed' },
   BackupNotFound: { status: 404, slug: 'backup-not-found', title: 'No such backup' },
+  PaymentInFlight: { status: 409, slug: 'payment-in-flight', title: 'A payment is being made' },
 };
 
 const isFailureType = (type: string | undefined | null): type is FailureType =>

@@ -15,7 +15,8 @@ export const Problem = Type.Object(
   },
   {
     $id: 'Problem',
-    description: 'application/problem+json (RFC 9457); `type` is stable, `detail` is for people',
+    description:
+      'application/problem+json (RFC 9457); `type` is stable, `detail` is for people; extension members (e.g. `existing`) as the type says',
     additionalProperties: true,
   },
 );

@@ -1,7 +1,7 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, openSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection, WorkflowIdReusePolicy } from '@temporalio/client';
@@ -19,7 +19,7 @@ import { createPaymentProvider } from '../lib/clients/payments';
 import { stackContext } from '../stack/context';
 import { scratchDatabases } from '../stack/scratch';
 import { DEV_SERVER_TUNING, SEARCH_ATTRIBUTES } from '../stack/services/temporal';
-import type { subscription } from '../workflows';
+import type { renewalFloor, subscription } from '../workflows';
 import { summary } from './report';
 
 /**
@@ -29,6 +29,10 @@ import { summary } from './report';
  * queue, charging the sandbox provider. Measures the time to settle all and renewals/s, then counts
  * the provider's own records: exactly one successful charge per (subscription, period). Then repeats
  * with N more while killing the worker with -9 `kills` times during the storm. Target: ≥ 50 renewals/s.
+ * First, the floor: the same storm of `renewalFloor`, a workflow of a renewal's shape (two local
+ * activities, a timer, continue-as-new, the next run's timer) whose activities do nothing, on the same
+ * server and worker. Target: renewals ≥ 0.7 × floor. Both storms count a renewal done when its next run
+ * has started (visibility), polled the same way.
  * Runs on a fresh dev server of its own (same binary and SQLite settings as the stack's) and a scratch
  * database, both removed afterwards.
  */
@@ -163,6 +167,8 @@ interface StormResult {
   maxPerPeriod: number;
   missing: number;
   killsDone: number;
+  /** The machine's 1-minute load average when the storm fell due (the machine is shared). */
+  loadAtDue: number;
 }
 
 interface Deps {
@@ -173,17 +179,17 @@ interface Deps {
   healthPort: number;
 }
 
-const Renewed = z.object({ n: z.number() });
 const Charged = z.object({ pairs: z.number(), max_per_period: z.number(), succeeded: z.number() });
 
 async function storm(
   name: string,
   deps: Deps,
   people: Fixture[],
-  opts: { lead: number; kills: number; killEveryMs: number },
+  opts: { lead: number; kills: number; killEveryMs: number; floor?: boolean },
 ): Promise<StormResult> {
-  const { client, pool, sandboxPool, worker, healthPort } = deps;
+  const { client, sandboxPool, worker, healthPort } = deps;
   const n = people.length;
+  const workflowType = opts.floor ? 'renewalFloor' : 'subscription';
   const terms = PlanCatalog.builtIn().get('premium-individual') as PlanTerms;
   const ids = people.map(() => randomUUID());
   const userKey = defineSearchAttributeKey('CadenzaUserId', 'KEYWORD');
@@ -200,31 +206,45 @@ async function storm(
     people.map((p, i) =>
       limit(async () => {
         const subscriptionId = ids[i] as string;
-        await client.workflow.start<typeof subscription>('subscription', {
+        const common = {
           taskQueue: 'billing',
-          workflowId: `subscription-${subscriptionId}`,
           workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-          args: [{ start: { subscriptionId, ...p, plan: terms.plan, terms, paidThrough } }],
           typedSearchAttributes: [
             { key: userKey, value: p.userId },
             { key: subKey, value: subscriptionId },
           ],
-        });
+        };
+        if (opts.floor)
+          await client.workflow.start<typeof renewalFloor>('renewalFloor', {
+            ...common,
+            workflowId: `renewal-floor-${subscriptionId}`,
+            args: [{ dueAt }],
+          });
+        else
+          await client.workflow.start<typeof subscription>('subscription', {
+            ...common,
+            workflowId: `subscription-${subscriptionId}`,
+            args: [{ start: { subscriptionId, ...p, plan: terms.plan, terms, paidThrough } }],
+          });
         bar.increment();
       }),
     ),
   );
   bar.stop();
   const startPerS = n / ((Date.now() - t0) / 1000);
-  const renewed = () =>
-    pool.oneFirst(sql.type(Renewed)`
-      SELECT count(*)::int AS n FROM subscriptions
-      WHERE subscription_id = ANY(${sql.array(ids, 'uuid')}) AND period_index >= 1`);
+  // Renewed: its next run has started (continue-as-new after the charge and its write), as visibility says.
+  const renewed = async () =>
+    (
+      await client.workflow.count(
+        `WorkflowType = '${workflowType}' AND StartTime >= '${new Date(dueAt).toISOString()}'`,
+      )
+    ).count;
   if (Date.now() >= dueAt) {
     throw new Error(`${name}: starting took longer than the ${lead} s lead; pass a larger --lead`);
   }
   process.stdout.write(`${name}: ${n} started at ${startPerS.toFixed(0)}/s; all due at ${paidThrough}\n`);
   await sleep(dueAt - Date.now());
+  const loadAtDue = loadavg()[0] as number;
 
   // The storm: poll until every subscription has renewed, killing the worker on the way if asked.
   let killsDone = 0;
@@ -244,6 +264,8 @@ async function storm(
     done = await renewed();
   }
   const settleS = (Date.now() - dueAt) / 1000;
+  const base = { startPerS, settleS, renewalsPerS: n / settleS, killsDone, loadAtDue };
+  if (opts.floor) return { ...base, succeeded: 0, maxPerPeriod: 0, missing: 0 };
   // The provider's own records: successful charges per (subscription, period 1).
   const charged = await sandboxPool.one(sql.type(Charged)`
     SELECT count(*)::int AS pairs, coalesce(max(n), 0)::int AS max_per_period, coalesce(sum(n), 0)::int AS succeeded
@@ -252,13 +274,10 @@ async function storm(
             AND metadata->>'subscription_id' = ANY(${sql.array(ids, 'text')})
           GROUP BY 1, 2) per_period`);
   return {
-    startPerS,
-    settleS,
-    renewalsPerS: n / settleS,
+    ...base,
     succeeded: charged.succeeded,
     maxPerPeriod: charged.max_per_period,
     missing: n - charged.pairs,
-    killsDone,
   };
 }
 
@@ -313,6 +332,13 @@ async function main(): Promise<void> {
     await worker.start(healthPort);
     const deps = { client, pool, sandboxPool, worker, healthPort };
     const lead = Number(values.lead);
+    const floor = await storm('floor', deps, people.slice(0, n), {
+      lead,
+      kills: 0,
+      killEveryMs: 0,
+      floor: true,
+    });
+    process.stdout.write(`floor: settled in ${floor.settleS.toFixed(1)} s\n`);
     const calm = await storm('storm', deps, people.slice(0, n), { lead, kills: 0, killEveryMs: 0 });
     process.stdout.write(`storm: settled in ${calm.settleS.toFixed(1)} s\n`);
     const killEveryMs = Math.max(1500, (calm.settleS * 1000) / (kills + 1));
@@ -323,6 +349,10 @@ async function main(): Promise<void> {
       r.missing === 0 && r.maxPerPeriod === 1 && r.succeeded === n ? 'yes' : 'no';
     summary('renewals', {
       subscriptions: n,
+      floor_per_s: floor.renewalsPerS,
+      floor_settle_s: floor.settleS,
+      load_1m_at_floor: floor.loadAtDue,
+      load_1m_at_storm: calm.loadAtDue,
       start_per_s: calm.startPerS,
       settle_s: calm.settleS,
       renewals_per_s: calm.renewalsPerS,
@@ -334,7 +364,9 @@ async function main(): Promise<void> {
       exactly_one_charge_each_with_kills: once(killed),
       charges_with_kills: killed.succeeded,
       max_charges_per_period: Math.max(calm.maxPerPeriod, killed.maxPerPeriod),
+      renewals_over_floor: calm.renewalsPerS / floor.renewalsPerS,
       target_50_per_s: calm.renewalsPerS >= 50 ? 'met' : 'missed',
+      target_0_7_of_floor: calm.renewalsPerS >= 0.7 * floor.renewalsPerS ? 'met' : 'missed',
     });
   } finally {
     worker.kill('SIGTERM');

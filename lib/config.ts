@@ -169,9 +169,34 @@ const variables = {
   CADENZA_SANDBOX_LATENCY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
   CADENZA_SANDBOX_FAILURE_RATE: z.coerce.number().min(0).max(1).default(0),
   CADENZA_SANDBOX_HANG_MS: z.coerce.number().int().min(0).max(600_000).default(30_000),
+  /** How long the sandbox remembers an idempotency key (0: for ever); real providers forget after ~24 h. */
+  CADENZA_SANDBOX_KEY_LIFETIME_MS: z.coerce.number().int().min(0).default(86_400_000),
+  /**
+   * How long the configured provider remembers an idempotency key: a charge retried later than that is
+   * first looked up at the provider by the key recorded in its metadata, so it is not made twice.
+   */
+  CADENZA_PAYMENTS_KEY_LIFETIME_MS: z.coerce.number().int().min(1000).default(86_400_000),
 
   /** Billing: plans (JSON file overriding the built-in ones, see lib/billing/plans.ts). */
   CADENZA_BILLING_PLANS_FILE: z.string().min(1).optional(),
+  /** A provider charge that no subscription accounts for: refunded at once, or only flagged for a person. */
+  CADENZA_BILLING_ORPHAN_CHARGES: z.enum(['refund', 'flag']).default('refund'),
+  /** Reconciliation leaves charges younger than this alone (their workflow may still be recording them). */
+  CADENZA_BILLING_RECONCILE_SETTLE_MS: z.coerce.number().int().min(0).default(3_600_000),
+  /** How far back a scheduled reconciliation compares the provider's records (at least a day). */
+  CADENZA_BILLING_RECONCILE_LOOKBACK_MS: z.coerce
+    .number()
+    .int()
+    .min(60_000)
+    .default(3 * 86_400_000),
+  /**
+   * The plan whose period, grace and dunning an adopted subscription takes when its own plan is not in
+   * the catalog (its price and currency stay as they are).
+   */
+  CADENZA_BILLING_ADOPT_TEMPLATE: z
+    .string()
+    .regex(/^[a-z][a-z0-9_-]{1,40}$/)
+    .default('premium-individual'),
 
   /** Backups: PostgreSQL's client tools (at least the server's version), retention, the drills' template. */
   CADENZA_PG_BIN_DIR: z.string().min(1).default('/usr/lib/postgresql/15/bin'),
@@ -381,9 +406,17 @@ function build(env: Env) {
         latencyMs: env.CADENZA_SANDBOX_LATENCY_MS,
         failureRate: env.CADENZA_SANDBOX_FAILURE_RATE,
         hangMs: env.CADENZA_SANDBOX_HANG_MS,
+        keyLifetimeMs: env.CADENZA_SANDBOX_KEY_LIFETIME_MS,
       },
+      keyLifetimeMs: env.CADENZA_PAYMENTS_KEY_LIFETIME_MS,
     },
-    billing: { plansFile: env.CADENZA_BILLING_PLANS_FILE },
+    billing: {
+      plansFile: env.CADENZA_BILLING_PLANS_FILE,
+      orphanCharges: env.CADENZA_BILLING_ORPHAN_CHARGES,
+      reconcileSettleMs: env.CADENZA_BILLING_RECONCILE_SETTLE_MS,
+      reconcileLookbackMs: env.CADENZA_BILLING_RECONCILE_LOOKBACK_MS,
+      adoptTemplate: env.CADENZA_BILLING_ADOPT_TEMPLATE,
+    },
     backups: {
       pgBinDir: env.CADENZA_PG_BIN_DIR,
       pgTemplate: env.CADENZA_PG_TEMPLATE,

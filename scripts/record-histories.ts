@@ -14,7 +14,10 @@ import {
   changePlan,
   paymentMethodUpdated,
   subscriptionState,
+  type NewSubscription,
 } from '../workflows/billing/contract';
+import { BUILT_IN_PLANS, PlanCatalog } from '../domain/billing/plans';
+import type { PlanTerms } from '../domain/billing/terms';
 import { fakeBilling, type Script } from '../test/helpers/billing-fakes';
 import { recordComplianceHistories } from './histories/compliance';
 import { fakeOps, registerSearchAttributes, type OpsKnobs } from '../test/helpers/ops-fakes';
@@ -147,58 +150,139 @@ const opsScenarios: Record<string, { knobs: OpsKnobs; run: (env: Env) => Promise
 };
 type Sub = WorkflowHandle<typeof subscription>;
 
-/** Subscription scenarios: a payment-method script and what happens to the run. */
-const subscriptionScenarios: Record<string, { script: Script; drive: (env: Env, h: Sub) => Promise<void> }> =
-  {
-    'renewals-quarter': { script: () => 'succeeded', drive: (env) => env.sleep(92 * DAY) },
-    'grace-recovered': {
-      script: (n) => (n === 1 || n === 2 ? 'soft' : 'succeeded'),
-      drive: (env) => env.sleep(40 * DAY),
+// The built-in plans and a free one; recorded starts carry their quoted terms, as the API's do.
+const individual = BUILT_IN_PLANS[0] as PlanTerms;
+const plans: PlanTerms[] = [
+  ...BUILT_IN_PLANS,
+  { ...individual, plan: 'free-tier', priceMinor: 0, trialMs: 0 },
+];
+const catalog = new PlanCatalog(plans);
+const billing = fakeBilling(plans);
+
+/** A charge the script holds in flight, once it is there. */
+async function heldCharge(h: Sub): Promise<string> {
+  const id = h.workflowId.replace('subscription-', '');
+  for (;;) {
+    const [key] = billing.holding(id);
+    if (key) return key;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Subscription scenarios: a payment-method script, the start, and what happens to the run. */
+const subscriptionScenarios: Record<
+  string,
+  { script: Script; start?: Partial<NewSubscription>; drive: (env: Env, h: Sub) => Promise<void> }
+> = {
+  'renewals-quarter': { script: () => 'succeeded', drive: (env) => env.sleep(92 * DAY) },
+  'grace-recovered': {
+    script: (n) => (n === 1 || n === 2 ? 'soft' : 'succeeded'),
+    drive: (env) => env.sleep(40 * DAY),
+  },
+  'grace-new-method': {
+    script: (n) => (n === 0 ? 'succeeded' : 'soft'),
+    drive: async (env, h) => {
+      await untilDue(env, h, 60_000);
+      await h.executeUpdate(paymentMethodUpdated, { args: [{ paymentMethodId: 'pm-replay-new' }] });
+      await env.sleep(60_000);
     },
-    'grace-new-method': {
-      script: (n) => (n === 0 ? 'succeeded' : 'soft'),
-      drive: async (env, h) => {
-        await untilDue(env, h, 60_000);
-        await h.executeUpdate(paymentMethodUpdated, { args: [{ paymentMethodId: 'pm-replay-new' }] });
-        await env.sleep(60_000);
-      },
+  },
+  'grace-expired': {
+    script: (n) => (n === 0 ? 'succeeded' : 'soft'),
+    drive: (_env, h) => h.result().then(),
+  },
+  'hard-decline': {
+    script: (n) => (n === 0 ? 'succeeded' : 'hard'),
+    drive: (_env, h) => h.result().then(),
+  },
+  'cancel-at-period-end': {
+    script: () => 'succeeded',
+    drive: async (_env, h) => {
+      await h.executeUpdate(cancelSubscription, { args: [{ atPeriodEnd: true }] });
+      await h.result();
     },
-    'grace-expired': {
-      script: (n) => (n === 0 ? 'succeeded' : 'soft'),
-      drive: (_env, h) => h.result().then(),
+  },
+  'cancel-now': {
+    script: () => 'succeeded',
+    drive: async (_env, h) => {
+      await h.executeUpdate(cancelSubscription, { args: [{ atPeriodEnd: false }] });
+      await h.result();
     },
-    'hard-decline': {
-      script: (n) => (n === 0 ? 'succeeded' : 'hard'),
-      drive: (_env, h) => h.result().then(),
+  },
+  'plan-changes': {
+    script: () => 'succeeded',
+    drive: async (env, h) => {
+      await env.sleep(10 * DAY);
+      await h.executeUpdate(changePlan, { args: [{ plan: 'premium-family' }] });
+      await h.executeUpdate(changePlan, { args: [{ plan: 'premium-student' }] });
+      await untilDue(env, h, 60_000);
     },
-    'cancel-at-period-end': {
-      script: () => 'succeeded',
-      drive: async (_env, h) => {
-        await h.executeUpdate(cancelSubscription, { args: [{ atPeriodEnd: true }] });
-        await h.result();
-      },
+  },
+  'provider-timeout': {
+    script: (n) => (n === 1 ? 'timeout' : 'succeeded'),
+    drive: (env) => env.sleep(32 * DAY),
+  },
+  // Code version 5 on: an operator's cancellation of the run, updates while a charge is in flight,
+  // provider refusals, unpaid trial ends, catalog price changes, free plans.
+  'operator-cancel-trial': {
+    script: () => 'succeeded',
+    start: { trialDays: undefined },
+    drive: async (_env, h) => {
+      await h.cancel();
+      await h.result().catch(() => undefined);
     },
-    'cancel-now': {
-      script: () => 'succeeded',
-      drive: async (_env, h) => {
-        await h.executeUpdate(cancelSubscription, { args: [{ atPeriodEnd: false }] });
-        await h.result();
-      },
+  },
+  'operator-cancel-in-flight': {
+    script: (n) => (n === 1 ? 'hold' : 'succeeded'),
+    drive: async (env, h) => {
+      await untilDue(env, h, 0);
+      const key = await heldCharge(h);
+      await h.cancel();
+      while ((await h.query(subscriptionState)).status !== 'canceled')
+        await new Promise((r) => setTimeout(r, 20));
+      billing.release(key);
+      await h.result().catch(() => undefined);
     },
-    'plan-changes': {
-      script: () => 'succeeded',
-      drive: async (env, h) => {
-        await env.sleep(10 * DAY);
-        await h.executeUpdate(changePlan, { args: [{ plan: 'premium-family' }] });
-        await h.executeUpdate(changePlan, { args: [{ plan: 'premium-student' }] });
-        await untilDue(env, h, 60_000);
-      },
+  },
+  'updates-in-flight': {
+    script: (n) => (n === 1 ? 'hold' : 'succeeded'),
+    drive: async (env, h) => {
+      await untilDue(env, h, 0);
+      const key = await heldCharge(h);
+      await h.executeUpdate(changePlan, { args: [{ plan: 'premium-family' }] }).catch(() => undefined);
+      await h.executeUpdate(paymentMethodUpdated, { args: [{ paymentMethodId: 'pm-replay-new' }] });
+      await h.executeUpdate(cancelSubscription, { args: [{ atPeriodEnd: false }] });
+      billing.release(key);
+      await h.result();
     },
-    'provider-timeout': {
-      script: (n) => (n === 1 ? 'timeout' : 'succeeded'),
-      drive: (env) => env.sleep(32 * DAY),
+  },
+  'provider-refused': {
+    script: (n) => (n === 1 ? 'refused' : 'succeeded'),
+    drive: async (env, h) => {
+      await untilDue(env, h, 60_000);
+      await h.executeUpdate(paymentMethodUpdated, { args: [{ paymentMethodId: 'pm-replay-new' }] });
+      await env.sleep(60_000);
     },
-  };
+  },
+  'trial-end-unpaid': {
+    script: (n) => (n === 0 ? 'soft' : 'succeeded'),
+    start: { trialDays: undefined },
+    drive: (env) => env.sleep(32 * DAY),
+  },
+  'price-change': {
+    script: () => 'succeeded',
+    drive: async (env) => {
+      billing.setPlans(plans.map((p) => (p.plan === individual.plan ? { ...p, priceMinor: 1299 } : p)));
+      await env.sleep(62 * DAY);
+      billing.setPlans(plans);
+    },
+  },
+  'free-plan': {
+    script: () => 'succeeded',
+    start: { plan: 'free-tier' },
+    drive: (env) => env.sleep(32 * DAY),
+  },
+};
 
 async function untilDue(env: Env, h: Sub, after: number): Promise<void> {
   const due = Date.parse((await h.query(subscriptionState)).periodEnd as string);
@@ -238,7 +322,6 @@ async function main(): Promise<void> {
       await recordComplianceHistories(env, { workflowBundle, ...tracing }, save);
       return;
     }
-    const billing = fakeBilling();
     const maintenance = await Worker.create({
       connection: env.nativeConnection,
       taskQueue: 'ops',
@@ -255,8 +338,7 @@ async function main(): Promise<void> {
       activities: billing.activities,
       ...tracing,
     });
-    mkdirSync(out, { recursive: true });
-    await recordComplianceHistories(env, { workflowBundle, ...tracing }, save);
+    if (wanted('gdpr-')) await recordComplianceHistories(env, { workflowBundle, ...tracing }, save);
     await registerSearchAttributes(env);
     const work = async () => {
       for (const [name, input] of Object.entries({
@@ -272,11 +354,12 @@ async function main(): Promise<void> {
         await handle.result();
         save(name, await handle.fetchHistory());
       }
-      for (const [name, { script, drive }] of Object.entries(subscriptionScenarios)) {
+      for (const [name, { script, start, drive }] of Object.entries(subscriptionScenarios)) {
         if (!wanted(`subscription-${name}`)) continue;
         const id = `00000000-0000-4000-8000-${String(Object.keys(subscriptionScenarios).indexOf(name)).padStart(12, '0')}`;
         const paymentMethodId = `pm-replay-${name}`;
         billing.script(paymentMethodId, script);
+        const plan = start?.plan ?? 'premium-individual';
         const handle = await env.client.workflow.start(subscription, {
           taskQueue: 'billing',
           workflowId: `subscription-${id}`,
@@ -285,9 +368,11 @@ async function main(): Promise<void> {
               start: {
                 subscriptionId: id,
                 userId: id,
-                plan: 'premium-individual',
+                plan,
                 paymentMethodId,
                 trialDays: 0,
+                terms: catalog.get(plan),
+                ...start,
               },
             },
           ],

@@ -40,12 +40,13 @@ async function main(): Promise<void> {
     via,
     ifEmpty: values['if-empty'],
     progress: true,
+    billing: true,
   });
   if (report.skipped)
     return void process.stdout.write('seed: the database already has users; left as it is\n');
   const d = report.data!;
   process.stdout.write(
-    `seed: scale=${scale} seed=${seed} users=${d.users.length} artists=${d.artists.length} tracks=${d.tracks.length} ticks=${report.ticks} via=${via} seconds=${report.seconds.toFixed(1)}\n`,
+    `seed: scale=${scale} seed=${seed} users=${d.users.length} artists=${d.artists.length} tracks=${d.tracks.length} ticks=${report.ticks} via=${via} subscriptions_adopted=${report.adoption?.started ?? 0} seconds=${report.seconds.toFixed(1)}\n`,
   );
 }
 

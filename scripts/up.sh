@@ -11,6 +11,8 @@ npx tsx stack/cli.ts up --app >/dev/null
 npx tsx scripts/schedules.ts
 # An empty system gets the small demo dataset; its ticks go through Kafka and the sink like real traffic.
 npx tsx scripts/seed.ts --scale small --if-empty
+# Live subscriptions no workflow has written yet (a seed from before billing workflows) get theirs.
+npx tsx scripts/billing-adopt.ts
 # Three subscriptions on the minutes-long demo plan, to watch renewals, grace and downgrades in the Web UI.
 npx tsx scripts/demo-subscriptions.ts --if-empty
 npx tsx scripts/urls.ts

@@ -45,19 +45,36 @@ async function main(): Promise<void> {
   const tracing = setUpTracing(cfg.otel, 'cadenza-worker');
   const pool = await createPostgresPool(cfg.postgres, 10);
   const provider = createPaymentProvider(cfg.payments);
-  // GDPR steps reach every store, and Temporal itself (to end the person's subscriptions).
+  const registry = new Registry();
+  // Activities that start or inspect workflows (GDPR ends a person's subscriptions; billing adoption and
+  // reconciliation) use a client.
   const clientConnection = Connection.lazy({ address: cfg.temporal.address });
+  const temporal = new Client({ connection: clientConnection, namespace: cfg.temporal.namespace });
   const clickhouse = createClickHouse(cfg.clickhouse);
   const opensearch = createOpenSearch(cfg.opensearch);
   const activities = createActivities({
-    billing: { pool, provider, plans: loadPlanCatalog(cfg.billing.plansFile) },
+    billing: {
+      pool,
+      provider,
+      plans: loadPlanCatalog(cfg.billing.plansFile),
+      keyLifetimeMs: cfg.payments.keyLifetimeMs,
+      reconciliation: {
+        temporal,
+        policy: {
+          orphanCharges: cfg.billing.orphanCharges,
+          settleMs: cfg.billing.reconcileSettleMs,
+          adoptTemplate: cfg.billing.adoptTemplate,
+        },
+        metrics: registry,
+      },
+    },
     compliance: {
       pool,
       clickhouse,
       opensearch,
       minio: createMinio(cfg.minio),
       kafka: createKafka(cfg.kafka, 'cadenza-worker'),
-      temporal: new Client({ connection: clientConnection, namespace: cfg.temporal.namespace }),
+      temporal,
       provider,
       indexPrefix: cfg.opensearch.indexPrefix,
       bucketPrefix: cfg.minio.bucketPrefix,
@@ -93,7 +110,6 @@ async function main(): Promise<void> {
   );
   // /healthz for the supervisor and orchestrators; /metrics for the process (the Temporal runtime's
   // own metrics are on the metrics port).
-  const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'cadenza_worker_' });
   registerOpsMetrics(registry, { pool, temporal: { connection, namespace: cfg.temporal.namespace } });
   const health = http.createServer((req, res) => {

@@ -15,3 +15,5 @@ export {
   scheduledRestoreDrill,
   scheduledRecommendations,
 } from './ops/scheduled';
+export { billingReconciliation } from './billing/reconciliation';
+export { renewalFloor } from './billing/renewal-floor';

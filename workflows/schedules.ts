@@ -1,5 +1,6 @@
 import type { Config } from '../lib/config';
 import type { TaskQueue } from '../lib/task-queues';
+import { SCHEDULES as BILLING } from './billing/contract';
 import { SCHEDULES as OPS } from './ops/contract';
 
 /**
@@ -22,4 +23,4 @@ export interface ScheduleDeclaration {
   args: (cfg: Config) => unknown[];
 }
 
-export const SCHEDULES: readonly ScheduleDeclaration[] = [...OPS];
+export const SCHEDULES: readonly ScheduleDeclaration[] = [...BILLING, ...OPS];

@@ -3,7 +3,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { Client } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
+import type { DatabasePool } from 'slonik';
 import type { ping } from '../../workflows';
+import { recallIdempotencyKey, rememberIdempotencyKey } from '../lib/idempotency';
 import { idempotencyKey, startOnce } from '../lib/start';
 import { IdempotencyHeaders, Started, withProblems } from '../schemas';
 import {
@@ -17,7 +19,10 @@ import {
 const PING_WORK_MARGIN_MS = 10_000;
 
 /** Starts the trivial `ping` workflow: proves API → Temporal → worker → activity end to end. */
-export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async (app, { temporal }) => {
+export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client; pool: DatabasePool }> = async (
+  app,
+  { temporal, pool },
+) => {
   app.post(
     '/ping',
     {
@@ -46,13 +51,24 @@ export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async
           },
           { additionalProperties: false },
         ),
-        response: withProblems({ 202: Started }),
+        response: withProblems({ 202: Started, 422: Type.Ref('Problem') }),
       },
     },
     async (request, reply) => {
-      const key = idempotencyKey(request.headers['idempotency-key']) ?? randomUUID();
+      // A key belongs to its caller and its body: another caller's key is another ping; the same key
+      // with another body is refused (422).
+      const keyed = {
+        caller: request.principal.sub,
+        route: 'ping.start',
+        key: idempotencyKey(request.headers['idempotency-key']),
+        target: '-',
+        body: request.body,
+      };
+      const runKey =
+        (await recallIdempotencyKey(pool, keyed)) ??
+        (await rememberIdempotencyKey(pool, keyed, randomUUID()));
       const started = await startOnce<typeof ping>(temporal, PING_WORKFLOW, {
-        workflowId: pingWorkflowId(key),
+        workflowId: pingWorkflowId(runKey),
         taskQueue: TASK_QUEUE,
         args: [
           {

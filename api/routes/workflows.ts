@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { isGrpcDeadlineError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors';
-import { isStoreOutage } from '../problems';
+import { cancelSubscription, subscriptionIdOf } from '../../workflows/billing/contract';
+import { isStoreOutage, problemFromFailure } from '../problems';
 import type { PageTokens } from '../lib/page-token';
 import { Problem, withProblems } from '../schemas';
 
@@ -175,16 +176,28 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client; pageT
       },
       schema: {
         tags: ['workflows'],
-        summary: 'Request cancellation of a running workflow (409 when it has already closed)',
+        summary: 'Request cancellation of a running workflow',
+        description:
+          'A subscription is canceled now as business (the charge in flight finishes and is refunded, the ' +
+          'end recorded): `canceled` when it answered within 10 s, else `cancel-requested` (it ends so ' +
+          'when its worker takes the request); 409 when it has already ended.',
         params: WorkflowId,
         response: withProblems({
-          202: Type.Object({ workflowId: Type.String(), status: Type.Literal('cancel-requested') }),
+          202: Type.Object({
+            workflowId: Type.String(),
+            status: Type.Union([Type.Literal('cancel-requested'), Type.Literal('canceled')]),
+          }),
           409: Type.Ref(Problem),
         }),
       },
     },
     async (request, reply) => {
       const { id } = request.params;
+      const subscriptionId = subscriptionIdOf(id);
+      if (subscriptionId) {
+        request.auditDetails = { subscriptionId };
+        return reply.code(202).send({ workflowId: id, status: await cancelSubscriptionNow(id) });
+      }
       const { status } = await handleOf(id).describe().catch(notFound(id));
       // Temporal accepts a cancellation of a closed run and does nothing: say so instead of 202.
       if (status.name !== 'RUNNING')
@@ -193,4 +206,32 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client; pageT
       return reply.code(202).send({ workflowId: id, status: 'cancel-requested' as const });
     },
   );
+
+  /**
+   * A subscription's business cancel, now, by an operator — the path the Web UI's and the CLI's
+   * cancellations take inside the workflow too. A subscription that does not answer in time (its worker
+   * is down) gets the cancellation request, which it turns into the same cancel when it runs again.
+   */
+  async function cancelSubscriptionNow(id: string): Promise<'canceled' | 'cancel-requested'> {
+    const handle = client.workflow.getHandle(id);
+    try {
+      await client.connection.withDeadline(Date.now() + 10_000, () =>
+        handle.executeUpdate(cancelSubscription, { args: [{ atPeriodEnd: false, by: 'operator' }] }),
+      );
+      return 'canceled';
+    } catch (err) {
+      if (isGrpcDeadlineError(err)) {
+        await handle.cancel();
+        return 'cancel-requested';
+      }
+      if (err instanceof WorkflowNotFoundError) {
+        const d = await handle.describe().catch(notFound(id));
+        throw new ConflictError(
+          `Workflow ${id} is ${d.status.name.toLowerCase()}; nothing to cancel.`,
+          'workflow-closed',
+        );
+      }
+      throw problemFromFailure(err);
+    }
+  }
 };

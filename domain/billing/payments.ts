@@ -33,6 +33,8 @@ export interface ChargeRequest {
   currency: string;
   /** IDs only (subscription, period): the provider's records are matched back by them. */
   metadata: Record<string, string>;
+  /** Abandons the wait for the answer (the activity was cancelled or timed out); a retry finds it by key. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -54,6 +56,43 @@ export interface RefundResult {
   reference: string;
   amountMinor: number;
 }
+
+/** A charge as the provider's records hold it (for lookups and reconciliation). */
+export interface ChargeRecord {
+  reference: string;
+  outcome: 'succeeded' | 'declined';
+  amountMinor: number;
+  refundedMinor: number;
+  currency: string;
+  declineCode: string | null;
+  declineRetry: 'soft' | 'hard' | null;
+  metadata: Record<string, string>;
+  createdAt: number;
+}
+
+export interface RefundRecord {
+  reference: string;
+  chargeReference: string;
+  amountMinor: number;
+  currency: string;
+  idempotencyKey: string;
+  /** The refunded charge's metadata. */
+  chargeMetadata: Record<string, string>;
+  createdAt: number;
+}
+
+/** A page of records, oldest first; pass `after` (the last reference) for the next page. */
+export interface RecordPage {
+  since: number;
+  after?: string;
+  limit: number;
+}
+
+/**
+ * The metadata key under which every charge carries its own idempotency key: providers forget keys
+ * (after ~24 h at common ones), their records' metadata stays searchable.
+ */
+export const CHARGE_KEY_METADATA = 'cadenza_key';
 
 /** Timeouts, 5xx, connection failures, a key still in flight: retry with the same key. */
 export class TransientProviderError extends Error {
@@ -87,4 +126,8 @@ export interface PaymentProvider {
    * charged again. Idempotent; a method the provider does not know is detached already.
    */
   detach(token: string): Promise<void>;
+  /** The charge made with this idempotency key, found by its metadata (works after the key expired). */
+  findCharge(idempotencyKey: string): Promise<ChargeRecord | null>;
+  listCharges(page: RecordPage): Promise<ChargeRecord[]>;
+  listRefunds(page: RecordPage): Promise<RefundRecord[]>;
 }

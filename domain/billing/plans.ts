@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { days, type PlanTerms } from './terms';
+import { minorDigits } from './money';
+import { days, planFamily, type PlanTerms } from './terms';
 
 /**
  * The plan catalog: configuration, not code paths. The built-in plans below are the defaults;
@@ -33,9 +34,8 @@ export const BUILT_IN_PLANS: PlanTerms[] = [
 ];
 
 const KNOWN_CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
-/** The decimals of a currency's minor unit, as ICU knows them (EUR 2, JPY 0, BHD 3). */
-const currencyDigits = (currency: string) =>
-  new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits;
+/** Trials a service or operator may grant, unless a plan says otherwise. */
+export const DEFAULT_MAX_TRIAL_MS = days(90);
 
 const Terms = z
   .object({
@@ -45,9 +45,9 @@ const Terms = z
       .string()
       .regex(/^[A-Z]{3}$/)
       .refine((c) => KNOWN_CURRENCIES.has(c), { message: 'not an ISO 4217 currency' })
-      .refine((c) => currencyDigits(c) === 2, {
-        // Amounts reach PostgreSQL as minor / 100: a currency with 0 or 3 decimals would be stored wrong.
-        message: 'only currencies with two decimals (cents) are supported; JPY, BHD and the like are not yet',
+      .refine((c) => minorDigits(c) <= 2, {
+        // Amounts are stored as NUMERIC(12, 2): a currency with three decimals would lose one.
+        message: 'currencies with three decimals (BHD, KWD and the like) are not supported',
       }),
     period: z.union([
       z.object({ months: z.number().int().min(1).max(36) }).strict(),
@@ -56,6 +56,12 @@ const Terms = z
     trialMs: z.number().int().min(0),
     graceMs: z.number().int().min(0),
     dunningMs: z.array(z.number().int().min(1)).max(15),
+    family: z
+      .string()
+      .regex(/^[a-z][a-z0-9_]{0,40}$/)
+      .optional(),
+    maxTrialMs: z.number().int().min(0).optional(),
+    exclusive: z.boolean().optional(),
   })
   .strict()
   .refine((t) => t.dunningMs.every((d, i) => d <= t.graceMs && (i === 0 || d > (t.dunningMs[i - 1] ?? 0))), {
@@ -67,7 +73,18 @@ export class PlanCatalog {
 
   constructor(plans: PlanTerms[]) {
     const parsed = z.array(Terms).min(1).parse(plans);
-    this.byName = new Map(parsed.map((p) => [p.plan, p]));
+    // Policy defaults are written into the terms, so a subscription carries the policy it was sold with.
+    this.byName = new Map(
+      parsed.map((p) => [
+        p.plan,
+        {
+          ...p,
+          family: p.family ?? planFamily(p),
+          maxTrialMs: p.maxTrialMs ?? Math.max(DEFAULT_MAX_TRIAL_MS, p.trialMs),
+          exclusive: p.exclusive ?? true,
+        },
+      ]),
+    );
     if (this.byName.size !== parsed.length) throw new Error('plan names must be unique');
   }
 

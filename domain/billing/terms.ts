@@ -18,9 +18,28 @@ export interface PlanTerms {
   graceMs: number;
   /** Charge retries, as offsets from the failed renewal, each within the grace. */
   dunningMs: number[];
+  /** Plans of one family share one trial per user. Default: the name up to its first hyphen. */
+  family?: string;
+  /** The longest trial a service or operator may grant on this plan; listeners get `trialMs`. */
+  maxTrialMs?: number;
+  /**
+   * An exclusive plan (the default) is the user's one live subscription: switching is a plan change.
+   * A non-exclusive one (an add-on) may be held beside others.
+   */
+  exclusive?: boolean;
 }
 
-export type SubscriptionStatus = 'trialing' | 'active' | 'past_due' | 'expired' | 'canceled';
+/** `pending`: started, first payment not yet taken (no premium). The rest as their names say. */
+export type SubscriptionStatus = 'pending' | 'trialing' | 'active' | 'past_due' | 'expired' | 'canceled';
+
+/** Statuses of a subscription that has not ended. */
+export const LIVE_STATUSES: readonly SubscriptionStatus[] = ['pending', 'trialing', 'active', 'past_due'];
+
+/** A plan's family: its own, or its name up to the first hyphen (premium-duo → premium). */
+export const planFamily = (terms: Pick<PlanTerms, 'plan' | 'family'>) =>
+  terms.family ?? terms.plan.split('-')[0] ?? terms.plan;
+
+export const isExclusive = (terms: Pick<PlanTerms, 'exclusive'>) => terms.exclusive ?? true;
 
 const DAY = 86_400_000;
 export const days = (n: number) => n * DAY;
@@ -58,6 +77,9 @@ export function prorate(oldMinor: number, newMinor: number, remainingMs: number,
   const denominator = BigInt(periodMs);
   return Number((numerator * 2n + denominator) / (denominator * 2n));
 }
+
+/** The provider's idempotency key for the refund of one charge: one refund per charge, however often asked. */
+export const refundKey = (chargeIdempotencyKey: string) => `refund:${chargeIdempotencyKey}`;
 
 /** The provider's idempotency key for one charge attempt: derived from (subscription, period, attempt),
  * so an activity retried after a timeout reuses it and the provider charges once. */

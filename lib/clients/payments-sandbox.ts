@@ -1,7 +1,11 @@
 import { z } from 'zod';
 import {
+  CHARGE_KEY_METADATA,
   ProviderRequestError,
   TransientProviderError,
+  type ChargeRecord,
+  type RecordPage,
+  type RefundRecord,
   type ChargeRequest,
   type ChargeResult,
   type PaymentProvider,
@@ -34,6 +38,34 @@ const Method = z.object({
   exp_year: z.number(),
 });
 const Refund = z.object({ id: z.string(), amount: z.number() });
+const ChargeList = z.object({
+  data: z.array(
+    z.object({
+      id: z.string(),
+      status: z.enum(['succeeded', 'declined']),
+      amount: z.number(),
+      amount_refunded: z.number(),
+      currency: z.string(),
+      decline_code: z.string().nullable(),
+      decline_kind: z.enum(['soft', 'hard']).nullable(),
+      metadata: z.record(z.string()),
+      created: z.number(),
+    }),
+  ),
+});
+const RefundList = z.object({
+  data: z.array(
+    z.object({
+      id: z.string(),
+      charge: z.string(),
+      amount: z.number(),
+      currency: z.string(),
+      idempotency_key: z.string(),
+      charge_metadata: z.record(z.string()),
+      created: z.number(),
+    }),
+  ),
+});
 
 /** A body that is not JSON (a proxy's error page, say) is kept as text for the error message. */
 function parseJson(text: string): unknown {
@@ -75,12 +107,59 @@ export class SandboxProvider implements PaymentProvider {
   }
 
   async charge(req: ChargeRequest): Promise<ChargeResult> {
+    const metadata = { ...req.metadata, [CHARGE_KEY_METADATA]: req.idempotencyKey };
     const answer = await this.post(
       '/v1/charges',
-      { payment_method: req.token, amount: req.amountMinor, currency: req.currency, metadata: req.metadata },
+      { payment_method: req.token, amount: req.amountMinor, currency: req.currency, metadata },
       req.idempotencyKey,
+      req.signal,
     );
     return this.chargeResult(answer);
+  }
+
+  async findCharge(idempotencyKey: string): Promise<ChargeRecord | null> {
+    const found = await this.charges({ [`metadata[${CHARGE_KEY_METADATA}]`]: idempotencyKey, limit: '2' });
+    return found[0] ?? null;
+  }
+
+  listCharges(page: RecordPage): Promise<ChargeRecord[]> {
+    return this.charges(this.pageQuery(page));
+  }
+
+  async listRefunds(page: RecordPage): Promise<RefundRecord[]> {
+    const { body } = this.expect(await this.get('/v1/refunds', this.pageQuery(page)), [200]);
+    return this.read(RefundList, body).data.map((r) => ({
+      reference: r.id,
+      chargeReference: r.charge,
+      amountMinor: r.amount,
+      currency: r.currency,
+      idempotencyKey: r.idempotency_key,
+      chargeMetadata: r.charge_metadata,
+      createdAt: r.created * 1000,
+    }));
+  }
+
+  private pageQuery(page: RecordPage): Record<string, string> {
+    return {
+      created_gte: String(Math.floor(page.since / 1000)),
+      limit: String(page.limit),
+      ...(page.after ? { starting_after: page.after } : {}),
+    };
+  }
+
+  private async charges(query: Record<string, string>): Promise<ChargeRecord[]> {
+    const { body } = this.expect(await this.get('/v1/charges', query), [200]);
+    return this.read(ChargeList, body).data.map((c) => ({
+      reference: c.id,
+      outcome: c.status,
+      amountMinor: c.amount,
+      refundedMinor: c.amount_refunded,
+      currency: c.currency,
+      declineCode: c.decline_code,
+      declineRetry: c.decline_kind,
+      metadata: c.metadata,
+      createdAt: c.created * 1000,
+    }));
   }
 
   async refund(req: RefundRequest): Promise<RefundResult> {
@@ -129,18 +208,34 @@ export class SandboxProvider implements PaymentProvider {
     return parsed.data as z.output<S>;
   }
 
-  private async post(path: string, body: unknown, idempotencyKey?: string): Promise<Answer> {
+  private get(path: string, query: Record<string, string>): Promise<Answer> {
+    return this.send('GET', `${path}?${new URLSearchParams(query)}`);
+  }
+
+  private post(path: string, body: unknown, idempotencyKey?: string, signal?: AbortSignal): Promise<Answer> {
+    return this.send('POST', path, body, idempotencyKey, signal);
+  }
+
+  private async send(
+    method: string,
+    path: string,
+    body?: unknown,
+    idempotencyKey?: string,
+    signal?: AbortSignal,
+  ): Promise<Answer> {
     const url = new URL(path, this.options.url);
     try {
       const res = await fetch(url, {
-        method: 'POST',
+        method,
         headers: {
-          'content-type': 'application/json',
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
           ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}),
         },
-        body: JSON.stringify(body),
-        // One deadline for the whole exchange, body included.
-        signal: AbortSignal.timeout(this.options.timeoutMs),
+        body: body === undefined ? undefined : JSON.stringify(body),
+        // One deadline for the whole exchange, body included (sooner if the caller gives up).
+        signal: signal
+          ? AbortSignal.any([signal, AbortSignal.timeout(this.options.timeoutMs)])
+          : AbortSignal.timeout(this.options.timeoutMs),
       });
       return { status: res.status, body: parseJson(await res.text()) };
     } catch (err) {
@@ -158,6 +253,7 @@ export interface SandboxSettings {
   latencyMs: number;
   failureRate: number;
   hangMs: number;
+  keyLifetimeMs: number;
 }
 
 export interface SandboxChargeRecord {

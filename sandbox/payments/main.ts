@@ -30,8 +30,8 @@ async function main(): Promise<void> {
     createPostgresPool({ ...cfg.postgres, database: sandbox.database }, 10),
   );
   await ensureSchema(pool);
-  const { latencyMs, failureRate, hangMs } = sandbox;
-  const app = buildSandbox({ pool, settings: { latencyMs, failureRate, hangMs }, log });
+  const { latencyMs, failureRate, hangMs, keyLifetimeMs } = sandbox;
+  const app = buildSandbox({ pool, settings: { latencyMs, failureRate, hangMs, keyLifetimeMs }, log });
   const stop = async () => {
     log.info('payments sandbox stopping');
     await app.close();

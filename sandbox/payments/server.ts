@@ -15,13 +15,16 @@ import { METHODS } from './methods';
  * - a key reused with other parameters answers 409 idempotency_key_reused;
  * - a key whose first request is still being processed answers 409 idempotency_key_in_flight (retry).
  * Knobs (GET/PUT /_sandbox/settings): every POST /v1 request waits latencyMs, and with probability
- * failureRate answers 503 before doing anything; test_timeout holds its first answer for hangMs.
+ * failureRate answers 503 before doing anything; test_timeout holds its first answer for hangMs; a key
+ * is remembered for keyLifetimeMs (0: for ever), after which a request with it is a new one, as at real
+ * providers (24 h at common ones).
  */
 
 export interface SandboxSettings {
   latencyMs: number;
   failureRate: number;
   hangMs: number;
+  keyLifetimeMs: number;
 }
 
 export interface SandboxDeps {
@@ -99,6 +102,7 @@ const SettingsBody = z
     latencyMs: z.number().int().min(0).max(60_000),
     failureRate: z.number().min(0).max(1),
     hangMs: z.number().int().min(0).max(600_000),
+    keyLifetimeMs: z.number().int().min(0),
   })
   .partial()
   .strict();
@@ -201,6 +205,19 @@ export function buildSandbox({ pool, settings: initial, log }: SandboxDeps) {
   });
 
   /**
+   * A key older than the lifetime is forgotten: its record keeps the charge (findable by metadata) under a
+   * renamed key, and the next request with the key is a new one.
+   */
+  async function forgetExpiredKey(table: 'charges' | 'refunds', key: string): Promise<void> {
+    if (settings.keyLifetimeMs <= 0) return;
+    await pool.query(sql.unsafe`
+      UPDATE ${sql.identifier([table])} SET idempotency_key = idempotency_key || '~expired~' || id
+      WHERE idempotency_key = ${key}
+        AND created_at < now() - make_interval(secs => ${settings.keyLifetimeMs / 1000})
+        ${table === 'charges' ? sql.fragment`AND status IN ('succeeded', 'declined')` : sql.fragment``}`);
+  }
+
+  /**
    * Takes the key for this request, or finds its settled result. Exactly one request owns a key at a
    * time: the unique key decides the first, a conditional UPDATE any retry of a key that answered 503.
    */
@@ -210,6 +227,7 @@ export function buildSandbox({ pool, settings: initial, log }: SandboxDeps) {
     body: z.output<typeof AuthorizationBody> & { amount: number },
   ): Promise<{ row: ChargeRow; owned: boolean }> {
     const print = fingerprint(kind, body.payment_method, body.amount, body.currency);
+    await forgetExpiredKey('charges', key);
     const inserted = await pool.maybeOne(sql.type(ChargeRow)`
       INSERT INTO charges (id, idempotency_key, fingerprint, kind, token, amount_minor, currency, metadata, status)
       VALUES (${newId(kind === 'charge' ? 'ch' : 'au')}, ${key}, ${print}, ${kind}, ${body.payment_method},
@@ -353,6 +371,7 @@ export function buildSandbox({ pool, settings: initial, log }: SandboxDeps) {
       const key = idempotencyKey(req);
       const body = parse(RefundBody, req.body);
       const print = fingerprint('refund', body.charge, body.amount);
+      await forgetExpiredKey('refunds', key);
       try {
         const refund = await pool.transaction(async (tx) => {
           // The charge row lock serialises refunds of one charge, so the remainder check holds.
@@ -413,21 +432,35 @@ export function buildSandbox({ pool, settings: initial, log }: SandboxDeps) {
       }
     });
 
-    /** The recorded charges (never authorizations), optionally of one subscription, oldest first. */
+    /**
+     * The recorded charges (never authorizations), oldest first: of one subscription, with metadata
+     * `metadata[name]=value`, created at or after `created_gte` (epoch seconds), a page after
+     * `starting_after` (a charge ID).
+     */
     v1.get('/v1/charges', async (req) => {
+      const query = req.query as Record<string, string>;
       const q = parse(
         z.object({
           subscription_id: z.string().min(1).optional(),
+          created_gte: z.coerce.number().int().min(0).optional(),
+          starting_after: z.string().min(1).optional(),
           limit: z.coerce.number().int().min(1).max(1000).default(100),
         }),
-        req.query,
+        Object.fromEntries(Object.entries(query).filter(([k]) => !k.startsWith('metadata['))),
       );
+      const metadata = Object.entries(query).flatMap(([k, v]) => {
+        const name = /^metadata\[(\w{1,40})\]$/.exec(k)?.[1];
+        return name ? [sql.fragment`AND metadata->>${name} = ${String(v)}`] : [];
+      });
       const rows = await pool.any(sql.type(ChargeRow.extend({ amount_refunded: z.number().int() }))`
         SELECT ${chargeColumns},
                (SELECT coalesce(sum(r.amount_minor), 0)::int8 FROM refunds r WHERE r.charge_id = charges.id) AS amount_refunded
         FROM charges
         WHERE kind = 'charge' AND status IN ('succeeded', 'declined')
           ${q.subscription_id ? sql.fragment`AND metadata->>'subscription_id' = ${q.subscription_id}` : sql.fragment``}
+          ${q.created_gte === undefined ? sql.fragment`` : sql.fragment`AND created_at >= to_timestamp(${q.created_gte})`}
+          ${q.starting_after ? sql.fragment`AND (created_at, id) > (SELECT created_at, id FROM charges WHERE id = ${q.starting_after})` : sql.fragment``}
+          ${metadata.length ? sql.join(metadata, sql.fragment` `) : sql.fragment``}
         ORDER BY created_at, id
         LIMIT ${q.limit}`);
       return {
@@ -440,8 +473,53 @@ export function buildSandbox({ pool, settings: initial, log }: SandboxDeps) {
           payment_method: r.token,
           idempotency_key: r.idempotency_key,
           decline_code: r.decline_code,
+          decline_kind: r.decline_kind,
           attempts: r.attempts,
           metadata: r.metadata,
+          created: r.created,
+        })),
+      };
+    });
+
+    /** The refunds, oldest first, with their charge's metadata: `created_gte`, `starting_after` as above. */
+    v1.get('/v1/refunds', async (req) => {
+      const q = parse(
+        z.object({
+          charge: z.string().min(1).optional(),
+          created_gte: z.coerce.number().int().min(0).optional(),
+          starting_after: z.string().min(1).optional(),
+          limit: z.coerce.number().int().min(1).max(1000).default(100),
+        }),
+        req.query,
+      );
+      const rows = await pool.any(sql.type(
+        z.object({
+          id: z.string(),
+          charge_id: z.string(),
+          amount_minor: z.number().int(),
+          currency: z.string(),
+          idempotency_key: z.string(),
+          metadata: z.record(z.string()),
+          created: z.number(),
+        }),
+      )`
+        SELECT r.id, r.charge_id, r.amount_minor, c.currency, r.idempotency_key, c.metadata,
+               extract(epoch FROM r.created_at)::int AS created
+        FROM refunds r JOIN charges c ON c.id = r.charge_id
+        WHERE true
+          ${q.charge ? sql.fragment`AND r.charge_id = ${q.charge}` : sql.fragment``}
+          ${q.created_gte === undefined ? sql.fragment`` : sql.fragment`AND r.created_at >= to_timestamp(${q.created_gte})`}
+          ${q.starting_after ? sql.fragment`AND (r.created_at, r.id) > (SELECT created_at, id FROM refunds WHERE id = ${q.starting_after})` : sql.fragment``}
+        ORDER BY r.created_at, r.id
+        LIMIT ${q.limit}`);
+      return {
+        data: rows.map((r) => ({
+          id: r.id,
+          charge: r.charge_id,
+          amount: Number(r.amount_minor),
+          currency: r.currency,
+          idempotency_key: r.idempotency_key,
+          charge_metadata: r.metadata,
           created: r.created,
         })),
       };

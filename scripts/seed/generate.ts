@@ -175,6 +175,7 @@ export interface Dataset extends Catalog {
   subscriptions: {
     subscription_id: string;
     user_id: string;
+    payment_method_id: string;
     plan: string;
     status: 'active';
     country: string;
@@ -304,6 +305,7 @@ export function generateDataset(opts: SeedOptions): Dataset {
       subscriptions.push({
         subscription_id: r.uuid(),
         user_id,
+        payment_method_id,
         plan: 'premium-monthly',
         status: 'active',
         country,

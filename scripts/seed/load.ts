@@ -112,6 +112,7 @@ export const POSTGRES_TABLES: {
     columns: [
       ['subscription_id', 'uuid'],
       ['user_id', 'uuid'],
+      ['payment_method_id', 'uuid'],
       ['plan', 'text'],
       ['status', 'text'],
       ['country', 'bpchar'],

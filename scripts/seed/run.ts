@@ -1,9 +1,12 @@
 import { MultiBar, Presets } from 'cli-progress';
+import pLimit from 'p-limit';
 import { sql } from 'slonik';
 import { refreshDimensions } from '../../activities/analytics/dimensions';
 import { createClickHouse } from '../../lib/clients/clickhouse';
 import { createKafka, idempotentProducer } from '../../lib/clients/kafka';
+import { createPaymentProvider } from '../../lib/clients/payments';
 import { createPostgresPool } from '../../lib/clients/postgres';
+import { adoptLiveSubscriptions, type AdoptionReport } from '../billing/adopt';
 import type { Config } from '../../lib/config';
 import { generateDataset, generateTicks, type Dataset, type SeedOptions } from './generate';
 import {
@@ -19,6 +22,12 @@ export interface RunSeedOptions extends SeedOptions {
   via: 'kafka' | 'clickhouse';
   ifEmpty?: boolean;
   progress?: boolean;
+  /**
+   * Subscriptions as billing runs them: payment methods tokenised at the payment provider (the sandbox)
+   * instead of made-up tokens, and every seeded subscription adopted by a workflow (`npm run seed` does;
+   * tests and benches of other slices need neither).
+   */
+  billing?: boolean;
 }
 
 export interface SeedReport {
@@ -29,6 +38,7 @@ export interface SeedReport {
   seconds: number;
   tickRowsPerSecond: number;
   postgres: { rows: number; seconds: number };
+  adoption?: AdoptionReport;
 }
 
 /** Generates the dataset and loads it: PostgreSQL, the ClickHouse dimensions, then the ticks. */
@@ -54,6 +64,21 @@ export async function runSeed(cfg: Config, opts: RunSeedOptions): Promise<SeedRe
     }
     const started = Date.now();
     const data = generateDataset(opts);
+    if (opts.billing) {
+      // Charges must reach a real method: each seeded card becomes a sandbox token (test_ok).
+      const provider = createPaymentProvider(cfg.payments);
+      const limit = pLimit(16);
+      const b = bar('payment methods', data.paymentMethods.length);
+      await Promise.all(
+        data.paymentMethods.map((m) =>
+          limit(async () => {
+            const card = await provider.tokenizeTestMethod('test_ok');
+            Object.assign(m, { provider_token: card.token, brand: card.brand, last4: card.last4 });
+            b.increment(1);
+          }),
+        ),
+      );
+    }
     const pgStart = Date.now();
     let pgRows = 0;
     for (const t of POSTGRES_TABLES) {
@@ -90,7 +115,10 @@ export async function runSeed(cfg: Config, opts: RunSeedOptions): Promise<SeedRe
     const tickSeconds = (Date.now() - tickStart) / 1000;
     const settled = settlement.settle(data, opts.now);
     await insertSeedSettlement(pool, settled, opts.now);
+    // Every seeded subscription gets its workflow (they renew from their current period on).
+    const adoption = opts.billing ? await adoptLiveSubscriptions(cfg) : undefined;
     return {
+      adoption,
       skipped: false,
       data,
       settlement: settled,

@@ -7,6 +7,8 @@ import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { createPostgresPool } from '../../lib/clients/postgres';
 import type { Config } from '../../lib/config';
+import { migratePostgres } from '../../sql/migrate/postgres';
+import { scratchDatabases } from '../../stack/scratch';
 import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
 import { testConfig, workflowBundle, workflowSinks } from '../helpers/env';
 import { TASK_QUEUE, pingWorkflowId } from '../../workflows/ops/contract';
@@ -20,6 +22,7 @@ describe('ping end to end', () => {
   let running: Promise<void>;
   let token: string;
   let pool: DatabasePool;
+  let db: Awaited<ReturnType<typeof scratchDatabases>>;
 
   /** The audit entries one API request wrote (by its request ID). */
   const auditOf = (requestId: string) =>
@@ -27,7 +30,10 @@ describe('ping end to end', () => {
       SELECT actor, action, subject_id FROM audit_log WHERE request_id = ${requestId}`);
 
   beforeAll(async () => {
-    cfg = withTempIssuer(testConfig());
+    // Its own database: the audit log and the Idempotency-Keys it writes are this file's alone.
+    db = await scratchDatabases(testConfig(), { clickhouse: false });
+    await migratePostgres(db.config.postgres);
+    cfg = withTempIssuer(db.config);
     connection = await Connection.connect({ address: cfg.temporal.address });
     pool = await createPostgresPool(cfg.postgres, 2);
     app = await testApp(cfg, {
@@ -52,6 +58,7 @@ describe('ping end to end', () => {
     await app?.close();
     await connection?.close();
     await pool?.end();
+    await db?.drop();
   });
 
   async function waitForStatus(id: string, status: string) {
@@ -73,11 +80,10 @@ describe('ping end to end', () => {
     });
     expect(res.statusCode).toBe(202);
     const started = res.json();
-    expect(started).toMatchObject({
-      workflowId: pingWorkflowId(key),
-      existing: false,
-      statusUrl: `/v1/workflows/${pingWorkflowId(key)}`,
-    });
+    // The key names the request, not the run: the run's ID is new, remembered with the key.
+    expect(started).toMatchObject({ existing: false, statusUrl: `/v1/workflows/${started.workflowId}` });
+    expect(started.workflowId).toMatch(/^ping-[0-9a-f-]{36}$/);
+    expect(started.workflowId).not.toBe(pingWorkflowId(key));
     expect(res.headers.location).toBe(started.statusUrl);
     expect(await auditOf(res.headers['x-request-id'] as string)).toEqual([
       { actor: 'ops-1', action: 'ping.start', subject_id: started.workflowId },
@@ -114,6 +120,25 @@ describe('ping end to end', () => {
     await waitForStatus(first.workflowId, 'COMPLETED');
     const third = (await send()).json();
     expect(third).toMatchObject({ runId: first.runId, existing: true });
+    // The same key from another caller is another request; with another body, it is refused.
+    const other = await tokenFor(cfg, 'svc-2', ['service']);
+    const theirs = await app.inject({
+      method: 'POST',
+      url: '/v1/ping',
+      headers: { ...bearer(other), 'idempotency-key': key },
+      payload: { token: 'once' },
+    });
+    expect(theirs.statusCode).toBe(202);
+    expect(theirs.json().workflowId).not.toBe(first.workflowId);
+    const changed = await app.inject({
+      method: 'POST',
+      url: '/v1/ping',
+      headers: { ...bearer(token), 'idempotency-key': key },
+      payload: { token: 'twice' },
+    });
+    expect(changed.statusCode).toBe(422);
+    expect(changed.json().type).toBe('urn:cadenza:problem:idempotency-key-reused');
+    expect(await auditOf(changed.headers['x-request-id'] as string)).toEqual([]);
   }, 60_000);
 
   it('cancels a running workflow on request and reports it canceled', async () => {

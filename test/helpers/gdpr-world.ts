@@ -82,7 +82,7 @@ export async function gdprWorld(opts: { complianceWorker?: boolean; sink?: boole
   await ensureSchema(sandboxPool);
   const sandbox = buildSandbox({
     pool: sandboxPool,
-    settings: { latencyMs: 0, failureRate: 0, hangMs: 5000 },
+    settings: { latencyMs: 0, failureRate: 0, hangMs: 5000, keyLifetimeMs: 0 },
   });
   await sandbox.listen({ host: '127.0.0.1', port: 0 });
   const sandboxUrl = `http://127.0.0.1:${(sandbox.server.address() as AddressInfo).port}`;

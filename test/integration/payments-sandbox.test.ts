@@ -232,7 +232,10 @@ describe('payments sandbox in-process, on a scratch database', () => {
     pool = await createPostgresPool({ ...cfg.postgres, database }, 4);
     await ensureSchema(pool);
     await ensureSchema(pool);
-    app = buildSandbox({ pool, settings: { latencyMs: 0, failureRate: 0, hangMs: 20_000 } });
+    app = buildSandbox({
+      pool,
+      settings: { latencyMs: 0, failureRate: 0, hangMs: 20_000, keyLifetimeMs: 0 },
+    });
     await app.listen({ host: '127.0.0.1', port: 0 });
     localUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     local = new SandboxProvider({ url: localUrl, timeoutMs: 5000 });

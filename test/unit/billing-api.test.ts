@@ -51,7 +51,8 @@ describe('billing API input and scopes', () => {
   it('refuses malformed bodies and IDs', async () => {
     const ok = { plan: 'premium-individual', paymentMethodId: randomUUID() };
     for (const body of [
-      { ...ok, trialDays: 91 },
+      { ...ok, trialDays: 3651 },
+      { ...ok, trialDays: -1 },
       { ...ok, paymentMethodId: 'x' },
       { ...ok, extra: 1 },
       { plan: 'demo' },
@@ -66,6 +67,24 @@ describe('billing API input and scopes', () => {
     expect(bad.statusCode).toBe(400);
     const cancel = await post(`/v1/subscriptions/${randomUUID()}/cancel`, listener, { atPeriodEnd: 'soon' });
     expect(cancel.statusCode).toBe(400);
+  });
+
+  it('leaves the trial to the plan: a listener may decline it but not choose one; a service only within the bound', async () => {
+    const ok = { plan: 'premium-individual', paymentMethodId: randomUUID() };
+    const chosen = await post('/v1/subscriptions', listener, { ...ok, trialDays: 30 });
+    expect(chosen.statusCode).toBe(403);
+    expect(chosen.json().detail).toMatch(/plan’s trial/);
+    const tooLong = await post('/v1/subscriptions', service, { ...ok, userId: me, trialDays: 91 });
+    expect(tooLong.statusCode).toBe(400);
+    expect(tooLong.json().errors).toEqual([{ field: 'body.trialDays', message: 'at most 90' }]);
+  });
+
+  it('needs a userId from a service token to list subscriptions, and keeps listeners to their own', async () => {
+    const list = (token: string, query = '') =>
+      app.inject({ method: 'GET', url: `/v1/subscriptions${query}`, headers: bearer(token) });
+    expect((await list(service)).statusCode).toBe(400);
+    expect((await list(listener, `?userId=${randomUUID()}`)).statusCode).toBe(403);
+    expect((await list(listener, '?extra=1')).statusCode).toBe(400);
   });
 
   it('is closed to scopes that do not act on subscriptions', async () => {

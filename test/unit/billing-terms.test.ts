@@ -1,5 +1,14 @@
+import { fromMinor, minorDigits, toMinor } from '../../domain/billing/money';
 import { BUILT_IN_PLANS, PlanCatalog } from '../../domain/billing/plans';
-import { addSpan, chargeKey, prorate, sameSpan } from '../../domain/billing/terms';
+import {
+  addSpan,
+  chargeKey,
+  days,
+  planFamily,
+  prorate,
+  refundKey,
+  sameSpan,
+} from '../../domain/billing/terms';
 
 const at = (s: string) => Date.parse(s);
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -39,10 +48,41 @@ describe('billing terms', () => {
     expect(() => new PlanCatalog([base, base])).toThrow(/unique/);
     expect(() => new PlanCatalog([{ ...base, dunningMs: [base.graceMs + 1] }])).toThrow(/within the grace/);
     expect(() => new PlanCatalog([{ ...base, priceMinor: 10.99 }])).toThrow();
-    // Minor units are hundredths everywhere money is stored: other exponents are refused, not misstored.
-    expect(() => new PlanCatalog([{ ...base, currency: 'JPY' }])).toThrow(/two decimals/);
-    expect(() => new PlanCatalog([{ ...base, currency: 'BHD' }])).toThrow(/two decimals/);
+    // Minor units follow the currency (JPY has none); NUMERIC(12, 2) cannot hold a third decimal.
+    expect(new PlanCatalog([{ ...base, currency: 'JPY' }]).get(base.plan)?.currency).toBe('JPY');
+    expect(() => new PlanCatalog([{ ...base, currency: 'BHD' }])).toThrow(/three decimals/);
     expect(() => new PlanCatalog([{ ...base, currency: 'XYZ' }])).toThrow(/ISO 4217/);
     expect(new PlanCatalog([{ ...base, currency: 'SEK' }]).get(base.plan)?.currency).toBe('SEK');
+  });
+
+  it('gives plans their policy defaults: family by name, a trial bound, exclusive', () => {
+    const catalog = new PlanCatalog(BUILT_IN_PLANS);
+    expect(catalog.get('premium-duo')).toMatchObject({
+      family: 'premium',
+      maxTrialMs: days(90),
+      exclusive: true,
+    });
+    expect(catalog.get('demo-plus')?.family).toBe('demo');
+    const base = BUILT_IN_PLANS[0] as (typeof BUILT_IN_PLANS)[number];
+    const addon = new PlanCatalog([
+      { ...base, plan: 'audiobooks-addon', exclusive: false, family: 'audiobooks' },
+    ]);
+    expect(addon.get('audiobooks-addon')).toMatchObject({ exclusive: false, family: 'audiobooks' });
+    expect(planFamily({ plan: 'premium-monthly' })).toBe('premium');
+    expect(refundKey('sub:s1:p3:a0')).toBe('refund:sub:s1:p3:a0');
+  });
+
+  it('converts amounts to and from minor units exactly, per currency', () => {
+    expect([minorDigits('EUR'), minorDigits('JPY'), minorDigits('BHD')]).toEqual([2, 0, 3]);
+    expect(toMinor('10.99', 'EUR')).toBe(1099);
+    expect(toMinor('10.9', 'EUR')).toBe(1090);
+    expect(toMinor('980', 'JPY')).toBe(980);
+    expect(toMinor('980.00', 'JPY')).toBe(980);
+    expect(() => toMinor('10.999', 'EUR')).toThrow(/decimals/);
+    expect(() => toMinor('-1', 'EUR')).toThrow(/decimal amount/);
+    expect(fromMinor(1099, 'EUR')).toBe('10.99');
+    expect(fromMinor(5, 'EUR')).toBe('0.05');
+    expect(fromMinor(980, 'JPY')).toBe('980');
+    expect(toMinor(fromMinor(123_456_789, 'SEK'), 'SEK')).toBe(123_456_789);
   });
 });
