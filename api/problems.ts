@@ -23,6 +23,18 @@ export const FAILURE_PROBLEMS: { readonly [K in FailureType]: ProblemOf } = {
   PaymentDeclined: { status: 402, slug: 'payment-declined', title: 'Payment declined' },
   ProviderRequestError: { status: 502, slug: 'payment-provider-refused', title: 'Payment provider refused' },
   UnknownUser: { status: 404, slug: 'not-found', title: 'Not found' },
+  MonthNotClosed: { status: 409, slug: 'month-not-closed', title: 'Month has not ended' },
+  SameApprover: { status: 403, slug: 'separation-of-duties', title: 'Approver started the run' },
+  NotAwaitingApproval: {
+    status: 409,
+    slug: 'not-awaiting-approval',
+    title: 'Run is not waiting for a decision',
+  },
+  RunHeld: { status: 409, slug: 'settlement-held', title: 'Run is held by exceptions' },
+  RunInProgress: { status: 409, slug: 'settlement-in-progress', title: 'A run of the month is computing' },
+  UnknownRateVersion: { status: 400, slug: 'unknown-rate-version', title: 'Unknown rate version' },
+  UnknownPolicyVersion: { status: 400, slug: 'unknown-policy-version', title: 'Unknown policy version' },
+  InvalidCutoff: { status: 400, slug: 'invalid-cutoff', title: 'Invalid cut-off' },
 };
 
 const isFailureType = (type: string | undefined | null): type is FailureType =>

@@ -107,6 +107,20 @@ const variables = {
   /** Billing: plans (JSON file overriding the built-in ones, see lib/billing/plans.ts). */
   CADENZA_BILLING_PLANS_FILE: z.string().min(1).optional(),
 
+  /** Royalties: the cut-off is the month's end plus this many hours (ticks first ingested later wait for a re-run). */
+  CADENZA_ROYALTIES_LATENESS_HOURS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 31)
+    .default(2),
+  /** Days a settlement may wait for approval before finance is reminded (and again after as many days). */
+  CADENZA_ROYALTIES_REMINDER_DAYS: z.coerce.number().int().min(1).max(90).default(3),
+  /** Artist shards of a settlement: one child workflow each. */
+  CADENZA_ROYALTIES_SHARDS: z.coerce.number().int().min(1).max(256).default(8),
+  /** Seconds a presigned statement URL stays valid. */
+  CADENZA_ROYALTIES_STATEMENT_URL_SECONDS: z.coerce.number().int().min(10).max(3600).default(300),
+
   CADENZA_OTEL_EXPORTER: z.enum(['none', 'console', 'otlp']).default('none'),
   CADENZA_OTEL_ENDPOINT: url.default('http://127.0.0.1:4318/v1/traces'),
 
@@ -247,6 +261,12 @@ function build(env: Env) {
       },
     },
     billing: { plansFile: env.CADENZA_BILLING_PLANS_FILE },
+    royalties: {
+      latenessHours: env.CADENZA_ROYALTIES_LATENESS_HOURS,
+      reminderDays: env.CADENZA_ROYALTIES_REMINDER_DAYS,
+      shards: env.CADENZA_ROYALTIES_SHARDS,
+      statementUrlSeconds: env.CADENZA_ROYALTIES_STATEMENT_URL_SECONDS,
+    },
     otel: { exporter: env.CADENZA_OTEL_EXPORTER, endpoint: env.CADENZA_OTEL_ENDPOINT },
     sink: {
       groupId: env.CADENZA_SINK_GROUP_ID,

@@ -5,7 +5,10 @@ import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporal
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createActivities } from '../activities';
 import { PlanCatalog } from '../lib/billing/plans';
-import { createPostgresPool } from '../lib/clients/postgres';
+import { createClickHouse } from '../lib/clients/clickhouse';
+import { createMinio } from '../lib/clients/minio';
+import { createCopyPool, createPostgresPool } from '../lib/clients/postgres';
+import { bucketName } from '../lib/migrate/minio';
 import { config } from '../lib/config';
 import { createPaymentProvider } from '../lib/payments';
 import { childLogger } from '../lib/logger';
@@ -37,7 +40,17 @@ async function main(): Promise<void> {
     : { workflowsPath: require.resolve('../workflows') };
   const tracing = setUpTracing(cfg.otel, 'cadenza-worker');
   const pool = await createPostgresPool(cfg.postgres, 10);
+  const copyPool = createCopyPool(cfg.postgres, 4);
+  // A month's settlement aggregation may take minutes at scale.
+  const clickhouse = createClickHouse(cfg.clickhouse, cfg.clickhouse.database, 3_600_000);
   const activities = createActivities({
+    royalties: {
+      pool,
+      copyPool,
+      clickhouse,
+      minio: createMinio(cfg.minio),
+      bucket: bucketName('royalties', cfg.minio.bucketPrefix),
+    },
     billing: {
       pool,
       provider: createPaymentProvider(cfg.payments),
@@ -86,6 +99,8 @@ async function main(): Promise<void> {
     health.close();
     await connection.close();
     await pool.end();
+    await copyPool.end();
+    await clickhouse.close();
     await tracing.shutdown();
     log.info('worker stopped');
   }

@@ -6,6 +6,7 @@ import {
   type Interceptor,
   type DriverTypeParser as TypeParser,
 } from 'slonik';
+import pg from 'pg';
 import type { Config } from '../config';
 import { measureHealth, type Health } from './health';
 
@@ -74,4 +75,12 @@ export async function createPostgresPool(
 
 export function postgresHealth(pool: DatabasePool): Promise<Health> {
   return measureHealth('postgres', () => pool.oneFirst(sql.unsafe`SELECT 1`));
+}
+
+/**
+ * A plain pg pool for what slonik does not speak: COPY streams (bulk snapshots, statement lines). Every
+ * value still goes through bound parameters or COPY's own format, never through SQL text.
+ */
+export function createCopyPool(cfg: Config['postgres'], max = 2): pg.Pool {
+  return new pg.Pool({ connectionString: postgresUri(cfg), max, connectionTimeoutMillis: 5000 });
 }

@@ -1,0 +1,175 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { sql, type DatabasePool } from 'slonik';
+import { bucketName } from '../../lib/migrate/minio';
+import { createClickHouse } from '../../lib/clients/clickhouse';
+import { createMinio } from '../../lib/clients/minio';
+import { createCopyPool, createPostgresPool } from '../../lib/clients/postgres';
+import type { Config } from '../../lib/config';
+import { migrateClickHouse } from '../../lib/migrate/clickhouse';
+import { migratePostgres } from '../../lib/migrate/postgres';
+import { isrcFor, upcFor } from '../../lib/seed/codes';
+import { scratchDatabases, scratchSearchAndObjects } from '../../stack/scratch';
+import type { RoyaltiesDeps } from '../../activities/royalties';
+
+/**
+ * Scratch stores for royalties tests: migrated PostgreSQL + ClickHouse databases and buckets of their own,
+ * the activities' dependencies on them, and small writers for catalog rows, rates and ticks.
+ */
+export interface RoyaltiesStores {
+  config: Config;
+  deps: RoyaltiesDeps;
+  pool: DatabasePool;
+  clickhouse: ClickHouseClient;
+  drop(): Promise<void>;
+}
+
+export async function royaltiesStores(base: Config): Promise<RoyaltiesStores> {
+  const db = await scratchDatabases(base);
+  const objects = await scratchSearchAndObjects(db.config);
+  const config = objects.config;
+  await migratePostgres(config.postgres);
+  await migrateClickHouse(config.clickhouse);
+  const pool = await createPostgresPool(config.postgres, 6);
+  const copyPool = createCopyPool(config.postgres, 4);
+  const clickhouse = createClickHouse(config.clickhouse, config.clickhouse.database, 600_000);
+  const deps: RoyaltiesDeps = {
+    pool,
+    copyPool,
+    clickhouse,
+    minio: createMinio(config.minio),
+    bucket: bucketName('royalties', config.minio.bucketPrefix),
+  };
+  return {
+    config,
+    deps,
+    pool,
+    clickhouse,
+    drop: async () => {
+      await Promise.allSettled([pool.end(), copyPool.end(), clickhouse.close()]);
+      await objects.drop();
+      await db.drop();
+    },
+  };
+}
+
+let catalogSeq = 0;
+
+/** An artist with one album and `tracks` tracks; returns the IDs. */
+export async function addArtist(
+  pool: DatabasePool,
+  tracks: number,
+): Promise<{ artistId: string; trackIds: string[] }> {
+  const n = ++catalogSeq;
+  const artistId = await pool.oneFirst(
+    sql.unsafe`INSERT INTO artists (name, country) VALUES (${`Artist ${n}`}, 'SE') RETURNING artist_id::text`,
+  );
+  const albumId = await pool.oneFirst(sql.unsafe`
+    INSERT INTO albums (artist_id, title, upc, release_date)
+    VALUES (${artistId}, ${`Album ${n}`}, ${upcFor(100_000 + n)}, '2024-01-01') RETURNING album_id::text`);
+  const trackIds: string[] = [];
+  for (let t = 1; t <= tracks; t++) {
+    trackIds.push(
+      await pool.oneFirst(sql.unsafe`
+        INSERT INTO tracks (album_id, artist_id, title, isrc, duration_ms, checksum_sha256, release_date, status)
+        VALUES (${albumId}, ${artistId}, ${`Track ${n}.${t}`}, ${isrcFor('SE', 9000 + n, 2024, t)}, 180000,
+                ${createHash('sha256').update(`royalties-test:${n}:${t}`).digest('hex')}, '2024-01-01', 'available')
+        RETURNING track_id::text`),
+    );
+  }
+  return { artistId, trackIds };
+}
+
+export interface Rate {
+  artistId: string;
+  country: string;
+  rate: string;
+  currency: string;
+  effectiveFrom?: string;
+  effectiveTo?: string | null;
+}
+
+/** Publishes a rate version holding `rates` (version numbers from 1 up). */
+export async function publishRates(
+  pool: DatabasePool,
+  version: number,
+  rates: readonly Rate[],
+): Promise<void> {
+  await pool.query(
+    sql.unsafe`INSERT INTO royalty_rate_versions (rate_version, note) VALUES (${version}, 'test')`,
+  );
+  for (const r of rates) {
+    await pool.query(sql.unsafe`
+      INSERT INTO royalty_rates (artist_id, country, rate_per_play, currency, rate_version, effective_from, effective_to)
+      VALUES (${r.artistId}, ${r.country}, ${r.rate}::numeric, ${r.currency}, ${version}, ${r.effectiveFrom ?? '2020-01-01'}::date,
+              ${r.effectiveTo ?? null}::date)`);
+  }
+  await pool.query(
+    sql.unsafe`UPDATE royalty_rate_versions SET published_at = now() WHERE rate_version = ${version}`,
+  );
+}
+
+/** A policy version like the platform's, with the given overrides. */
+export async function addPolicy(
+  pool: DatabasePool,
+  version: number,
+  p: { minTrailingStreams?: number; botRule?: 'none' | 'short-play-bursts'; botMinShortPlays?: number } = {},
+): Promise<void> {
+  await pool.query(sql.unsafe`
+    INSERT INTO royalty_policies (policy_version, min_play_seconds, min_trailing_streams, trailing_months, bot_rule,
+      bot_short_play_seconds, bot_window_seconds, bot_min_short_plays, rounding, note)
+    VALUES (${version}, 30, ${p.minTrailingStreams ?? 1000}, 12, ${p.botRule ?? 'short-play-bursts'}, 15, 600,
+            ${p.botMinShortPlays ?? 10}, 'largest-remainder', 'test')`);
+}
+
+export interface TestTick {
+  eventId: string;
+  playId: string;
+  userId: string;
+  trackId: string;
+  country: string;
+  positionMs: number;
+  /** ISO instant the listener's client stamped. */
+  eventTime: string;
+  /** ISO instant ClickHouse received it. */
+  ingestedAt: string;
+}
+
+const chTime = (iso: string) => `${iso.slice(0, 10)} ${iso.slice(11, 19)}`;
+
+/** Inserts ticks with explicit ingestion times (a re-delivery is the same tick again, later). */
+export async function insertTicks(clickhouse: ClickHouseClient, ticks: readonly TestTick[]): Promise<void> {
+  if (!ticks.length) return;
+  const tsv = ticks
+    .map((t) =>
+      [
+        t.eventId,
+        t.playId,
+        t.userId,
+        t.trackId,
+        t.country,
+        'dev-test',
+        t.positionMs,
+        chTime(t.eventTime),
+        chTime(t.ingestedAt),
+      ].join('\t'),
+    )
+    .join('\n');
+  await clickhouse.insert({
+    table: 'play_ticks',
+    values: Readable.from([Buffer.from(`${tsv}\n`)], { objectMode: false }),
+    format: 'TabSeparated',
+    columns: [
+      'event_id',
+      'play_id',
+      'user_id',
+      'track_id',
+      'country',
+      'device_id',
+      'position_ms',
+      'event_time',
+      'ingested_at',
+    ],
+  });
+}
