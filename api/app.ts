@@ -7,18 +7,25 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../lib/config';
 import type { Health } from '../lib/clients/health';
-import type { Verifier } from '../lib/auth/verifier';
-import { devJwks } from '../lib/auth/dev-issuer';
+import type { Verifier } from './auth/verifier';
+import { devJwks } from './auth/dev-issuer';
 import { logger } from '../lib/logger';
 import auth from './plugins/auth';
 import errors from './plugins/errors';
 import metrics from './plugins/metrics';
 import openapi from './plugins/openapi';
-import { analyticsRoutes, type AnalyticsDeps } from './routes/analytics';
-import { billingRoutes, type BillingApiDeps } from './routes/billing';
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { DatabasePool } from 'slonik';
+import type { PaymentProvider } from '../domain/billing/payments';
+import type { PlanCatalog } from '../domain/billing/plans';
+import audit from './plugins/audit';
+import { analyticsRoutes } from './routes/analytics';
+import { artistRoutes } from './routes/artists';
 import { healthRoutes } from './routes/health';
+import { paymentMethodRoutes } from './routes/payment-methods';
 import { pingRoutes } from './routes/ping';
 import { playTickRoutes, type TickPublisher } from './routes/play-ticks';
+import { subscriptionRoutes } from './routes/subscriptions';
 import { workflowRoutes } from './routes/workflows';
 import { Problem } from './schemas';
 
@@ -27,6 +34,8 @@ export interface RouteSummary {
   url: string;
   readonly public: boolean;
   readonly scopes: string[];
+  /** The audit action the route records, if it is one (api/plugins/audit.ts). */
+  readonly audit: string | undefined;
 }
 
 declare module 'fastify' {
@@ -39,10 +48,12 @@ export interface ApiDeps {
   config: Config;
   temporal: Client;
   verify: Verifier;
-  /** Read access for the analytics endpoints. */
-  analytics: AnalyticsDeps;
-  /** Payment methods and subscriptions: PostgreSQL (payment methods), the provider, the plan catalog. */
-  billing: Omit<BillingApiDeps, 'temporal'>;
+  /** PostgreSQL: the projections workflows keep current (reads), payment methods, the audit log. */
+  pool: DatabasePool;
+  /** ClickHouse: analytics reads. */
+  clickhouse: ClickHouseClient;
+  /** The payment provider (tokenising methods) and the plan catalog (quotes). */
+  payments: { provider: PaymentProvider; plans: PlanCatalog };
   /** Where accepted play-ticks go (Kafka in production). */
   publisher: TickPublisher;
   /** Temporal and every store, for /readyz. */
@@ -87,6 +98,9 @@ export async function buildApp(deps: ApiDeps) {
         get scopes() {
           return route.config?.scopes ?? [];
         },
+        get audit() {
+          return route.config?.audit?.action;
+        },
       });
     }
   });
@@ -100,6 +114,7 @@ export async function buildApp(deps: ApiDeps) {
   await app.register(openapi);
   await app.register(metrics);
   await app.register(auth, { verify: deps.verify });
+  await app.register(audit, { pool: deps.pool });
   // Per token (its subject): after authentication, before validation; anonymous callers by address.
   await app.register(rateLimit, {
     hook: 'preValidation',
@@ -117,10 +132,15 @@ export async function buildApp(deps: ApiDeps) {
       devJwks(config.auth),
     );
   }
-  await app.register(workflowRoutes, { temporal: deps.temporal });
-  await app.register(pingRoutes, { temporal: deps.temporal });
-  await app.register(playTickRoutes, { publisher: deps.publisher });
-  await app.register(analyticsRoutes, deps.analytics);
-  await app.register(billingRoutes, { ...deps.billing, temporal: deps.temporal });
+  // Every resource under /v1, one file a resource.
+  const { temporal, pool, clickhouse, payments } = deps;
+  const v1 = { prefix: '/v1' };
+  await app.register(workflowRoutes, { ...v1, temporal });
+  await app.register(pingRoutes, { ...v1, temporal });
+  await app.register(playTickRoutes, { ...v1, publisher: deps.publisher });
+  await app.register(analyticsRoutes, { ...v1, pool, clickhouse });
+  await app.register(artistRoutes, { ...v1, clickhouse });
+  await app.register(paymentMethodRoutes, { ...v1, pool, provider: payments.provider });
+  await app.register(subscriptionRoutes, { ...v1, temporal, pool, ...payments });
   return app;
 }

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import autocannon, { type Result } from 'autocannon';
-import { mintDevToken } from '../lib/auth/dev-issuer';
+import { mintDevToken } from '../api/auth/dev-issuer';
 import { config } from '../lib/config';
 import { summary } from './report';
 

@@ -2,11 +2,11 @@ import { createKafka } from '../lib/clients/kafka';
 import { createMinio } from '../lib/clients/minio';
 import { createOpenSearch } from '../lib/clients/opensearch';
 import { config } from '../lib/config';
-import { migrateClickHouse } from '../lib/migrate/clickhouse';
-import { migrateKafka } from '../lib/migrate/kafka';
-import { migrateMinio } from '../lib/migrate/minio';
-import { migrateOpenSearch } from '../lib/migrate/opensearch';
-import { migratePostgres } from '../lib/migrate/postgres';
+import { migrateClickHouse } from '../sql/migrate/clickhouse';
+import { migrateKafka } from '../sql/migrate/kafka';
+import { migrateMinio } from '../sql/migrate/minio';
+import { migrateOpenSearch } from '../sql/migrate/opensearch';
+import { migratePostgres } from '../sql/migrate/postgres';
 
 /** npm run migrate: brings every store to the current schema from empty; a no-op when run again. */
 async function main(): Promise<void> {
@@ -25,7 +25,7 @@ async function main(): Promise<void> {
     await opensearch.close();
   }
   report('minio', await migrateMinio(createMinio(cfg.minio), { prefix: cfg.minio.bucketPrefix }));
-  report('kafka', await migrateKafka(createKafka(cfg.kafka, 'cadenza-migrate')));
+  report('kafka', await migrateKafka(createKafka(cfg.kafka, 'cadenza-migrate'), cfg.kafka));
 }
 
 main().catch((err: Error) => {

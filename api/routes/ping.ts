@@ -10,9 +10,12 @@ import { IdempotencyHeaders, Started, withProblems } from '../schemas';
 /** Starts the trivial `ping` workflow: proves API → Temporal → worker → activity end to end. */
 export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async (app, { temporal }) => {
   app.post(
-    '/v1/ping',
+    '/ping',
     {
-      config: { scopes: ['operator', 'service'] },
+      config: {
+        scopes: ['operator', 'service'],
+        audit: { action: 'ping.start', subject: () => ({ type: 'workflow', id: 'ping' }) },
+      },
       schema: {
         tags: ['workflows'],
         summary: 'Start a ping workflow',
@@ -43,6 +46,7 @@ export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async
           },
         ],
       });
+      request.auditSubject = { type: 'workflow', id: started.workflowId };
       return reply.code(202).header('location', started.statusUrl).send(started);
     },
   );

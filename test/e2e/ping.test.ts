@@ -3,6 +3,9 @@ import type { FastifyInstance } from 'fastify';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
+import { sql, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import { createPostgresPool } from '../../lib/clients/postgres';
 import type { Config } from '../../lib/config';
 import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
 import { testConfig, workflowBundle, workflowSinks } from '../helpers/env';
@@ -15,11 +18,21 @@ describe('ping end to end', () => {
   let worker: Worker;
   let running: Promise<void>;
   let token: string;
+  let pool: DatabasePool;
+
+  /** The audit entries one API request wrote (by its request ID). */
+  const auditOf = (requestId: string) =>
+    pool.any(sql.type(z.object({ actor: z.string(), action: z.string(), subject_id: z.string() }))`
+      SELECT actor, action, subject_id FROM audit_log WHERE request_id = ${requestId}`);
 
   beforeAll(async () => {
     cfg = withTempIssuer(testConfig());
     connection = await Connection.connect({ address: cfg.temporal.address });
-    app = await testApp(cfg, { temporal: new Client({ connection, namespace: cfg.temporal.namespace }) });
+    pool = await createPostgresPool(cfg.postgres, 2);
+    app = await testApp(cfg, {
+      temporal: new Client({ connection, namespace: cfg.temporal.namespace }),
+      pool,
+    });
     worker = await Worker.create({
       connection: await NativeConnection.connect({ address: cfg.temporal.address }),
       namespace: cfg.temporal.namespace,
@@ -37,6 +50,7 @@ describe('ping end to end', () => {
     await running;
     await app?.close();
     await connection?.close();
+    await pool?.end();
   });
 
   async function waitForStatus(id: string, status: string) {
@@ -64,6 +78,9 @@ describe('ping end to end', () => {
       statusUrl: `/v1/workflows/ping-${key}`,
     });
     expect(res.headers.location).toBe(started.statusUrl);
+    expect(await auditOf(res.headers['x-request-id'] as string)).toEqual([
+      { actor: 'ops-1', action: 'ping.start', subject_id: started.workflowId },
+    ]);
 
     const done = await waitForStatus(started.workflowId, 'COMPLETED');
     expect(done).toMatchObject({ type: 'ping', taskQueue: 'ops', runId: started.runId });
@@ -115,6 +132,17 @@ describe('ping end to end', () => {
     });
     expect(cancel.statusCode).toBe(202);
     await waitForStatus(started.workflowId, 'CANCELLED');
+    // The operator's cancel leaves exactly one trace; a refused one (unknown run) leaves none.
+    expect(await auditOf(cancel.headers['x-request-id'] as string)).toEqual([
+      { actor: 'ops-1', action: 'workflow.cancel', subject_id: started.workflowId },
+    ]);
+    const unknown = await app.inject({
+      method: 'POST',
+      url: `/v1/workflows/nope-${randomUUID()}/cancel`,
+      headers: bearer(token),
+    });
+    expect(unknown.statusCode).toBe(404);
+    expect(await auditOf(unknown.headers['x-request-id'] as string)).toEqual([]);
   }, 60_000);
 
   it('answers 404 problem+json for an unknown workflow', async () => {

@@ -2,14 +2,14 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { sql, type DatabasePool } from 'slonik';
-import { bucketName } from '../../lib/migrate/minio';
+import { bucketName } from '../../lib/clients/minio';
 import { createClickHouse } from '../../lib/clients/clickhouse';
 import { createMinio } from '../../lib/clients/minio';
 import { createCopyPool, createPostgresPool } from '../../lib/clients/postgres';
 import type { Config } from '../../lib/config';
-import { migrateClickHouse } from '../../lib/migrate/clickhouse';
-import { migratePostgres } from '../../lib/migrate/postgres';
-import { isrcFor, upcFor } from '../../lib/seed/codes';
+import { migrateClickHouse } from '../../sql/migrate/clickhouse';
+import { migratePostgres } from '../../sql/migrate/postgres';
+import { isrcFor, upcFor } from '../../scripts/seed/codes';
 import { scratchDatabases, scratchSearchAndObjects } from '../../stack/scratch';
 import type { RoyaltiesDeps } from '../../activities/royalties';
 

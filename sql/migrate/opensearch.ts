@@ -1,14 +1,13 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@opensearch-project/opensearch';
+import { SEARCH_INDICES, indexAlias, versionedIndex, type SearchIndex } from '../../lib/clients/opensearch';
 
 /**
  * Search indices are versioned behind aliases: template `cadenza-tracks-v1` shapes index `tracks-v1`,
  * which the alias `tracks` points at. A new mapping version adds sql/opensearch/v2.json; the
  * re-index job builds `tracks-v2` and swaps the alias atomically.
  */
-export const SEARCH_INDICES = ['tracks', 'artists', 'albums', 'playlists'] as const;
-export type SearchIndex = (typeof SEARCH_INDICES)[number];
 
 interface MappingFile {
   version: number;
@@ -22,12 +21,6 @@ export function searchMapping(version = 1): MappingFile {
   ) as MappingFile;
 }
 
-export const versionedIndex = (name: SearchIndex, version: number, prefix = '') =>
-  `${prefix}${name}-v${version}`;
-/** The alias every reader and writer uses (config CADENZA_OPENSEARCH_INDEX_PREFIX first). */
-export const indexAlias = (name: SearchIndex, prefix = '') => `${prefix}${name}`;
-
-/** Puts the index templates, and creates each versioned index with its alias where the alias is missing. */
 export async function migrateOpenSearch(client: Client, version = 1, prefix = ''): Promise<string[]> {
   const mapping = searchMapping(version);
   const created: string[] = [];
