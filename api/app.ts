@@ -15,6 +15,7 @@ import errors from './plugins/errors';
 import metrics from './plugins/metrics';
 import openapi from './plugins/openapi';
 import type { ClickHouseClient } from '@clickhouse/client';
+import type { Client as Minio } from 'minio';
 import type { DatabasePool } from 'slonik';
 import type { PaymentProvider } from '../domain/billing/payments';
 import type { PlanCatalog } from '../domain/billing/plans';
@@ -24,6 +25,7 @@ import { artistRoutes } from './routes/artists';
 import { healthRoutes } from './routes/health';
 import { paymentMethodRoutes } from './routes/payment-methods';
 import { pingRoutes } from './routes/ping';
+import { royaltyRoutes } from './routes/royalties';
 import { playTickRoutes, type TickPublisher } from './routes/play-ticks';
 import { subscriptionRoutes } from './routes/subscriptions';
 import { workflowRoutes } from './routes/workflows';
@@ -52,6 +54,8 @@ export interface ApiDeps {
   pool: DatabasePool;
   /** ClickHouse: analytics reads. */
   clickhouse: ClickHouseClient;
+  /** MinIO: presigned links to royalty statements (without it, those links answer 503). */
+  minio?: Minio;
   /** The payment provider (tokenising methods) and the plan catalog (quotes). */
   payments: { provider: PaymentProvider; plans: PlanCatalog };
   /** Where accepted play-ticks go (Kafka in production). */
@@ -142,5 +146,6 @@ export async function buildApp(deps: ApiDeps) {
   await app.register(artistRoutes, { ...v1, clickhouse });
   await app.register(paymentMethodRoutes, { ...v1, pool, provider: payments.provider });
   await app.register(subscriptionRoutes, { ...v1, temporal, pool, ...payments });
+  await app.register(royaltyRoutes, { ...v1, temporal, pool, minio: deps.minio, config });
   return app;
 }

@@ -35,6 +35,7 @@ async function main(): Promise<void> {
   const kafka = createKafka(cfg.kafka, 'cadenza-api');
   const publisher = new PlayTickProducer(kafka, cfg.kafka.topics.ticks, 3000);
   const app = await buildApp({
+    minio,
     config: cfg,
     temporal,
     verify: await createVerifier(cfg.auth),

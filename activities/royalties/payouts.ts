@@ -2,6 +2,7 @@ import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { monthDate } from '../../domain/royalties/pins';
 import type { ShardInput, ShardResult } from '../../workflows/royalties/contract';
+import { Progress } from './heartbeat';
 import { loadRun } from './runs';
 
 /**
@@ -27,6 +28,16 @@ export function createPayoutActivities(deps: { pool: DatabasePool }) {
   const { pool } = deps;
 
   async function computeShardPayouts(input: ShardInput): Promise<ShardResult> {
+    const progress = new Progress('payouts');
+    progress.update({ shard: input.shard });
+    try {
+      return await shardPayouts(input);
+    } finally {
+      progress.stop();
+    }
+  }
+
+  async function shardPayouts(input: ShardInput): Promise<ShardResult> {
     const { runId, snapshotRunId, shard, shards } = input;
     return pool.transaction(async (tx) => {
       const done = await tx.maybeOne(sql.type(Done)`

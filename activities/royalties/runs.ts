@@ -202,7 +202,7 @@ export function createRunActivities(deps: { pool: DatabasePool }) {
           reason: `policy version ${pins.policyVersion} does not exist`,
         };
 
-      const runId: string = randomUUID();
+      const runId: string = input.runId ?? randomUUID();
       let kind: RunKind = 'settlement';
       let snapshotRunId = runId;
       let verifiesRunId: string | null = null;

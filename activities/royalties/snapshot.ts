@@ -2,12 +2,12 @@ import { createHash } from 'node:crypto';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { Context } from '@temporalio/activity';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { settlementAggregation } from './aggregate';
+import { Progress } from './heartbeat';
 import { loadPolicy, loadRun, pinsOf } from './runs';
 
 /**
@@ -23,42 +23,18 @@ export interface SnapshotDeps {
   clickhouse: ClickHouseClient;
 }
 
-/** Counts lines and hashes bytes as they pass; heartbeats the count once a second. */
+/** Counts lines and hashes bytes as they pass, and tells the heartbeat how far it got. */
 class Tally extends Transform {
   readonly hash = createHash('sha256');
   lines = 0;
-  private last = 0;
-  constructor(private readonly beat: (lines: number) => void) {
+  constructor(private readonly progress: Progress) {
     super();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.hash.update(chunk);
     for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) this.lines++;
-    const now = Date.now();
-    if (now - this.last >= 1000) {
-      this.last = now;
-      this.beat(this.lines);
-    }
+    this.progress.update({ lines: this.lines });
     done(null, chunk);
-  }
-}
-
-function heartbeat(phase: string) {
-  return (lines: number) => {
-    try {
-      Context.current().heartbeat({ phase, lines });
-    } catch {
-      // Outside an activity (benchmarks call the steps directly): nothing to heartbeat.
-    }
-  };
-}
-
-/** Aborts the streams when Temporal cancels the activity (or the worker shuts down). */
-function cancellation(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined;
   }
 }
 
@@ -103,13 +79,14 @@ export function createSnapshotActivities(deps: SnapshotDeps) {
         SELECT count(*)::int AS n FROM settlement_snapshot_lines WHERE run_id = ${runId}`);
       return { lines, sha256: run.snapshot_sha256 };
     }
+    const progress = new Progress('snapshot');
+    const signal = progress.signal;
     await refreshTrackArtists();
-    const signal = cancellation();
     const client = await copyPool.connect();
     try {
       await client.query('BEGIN');
       await client.query(`SELECT set_config('cadenza.snapshot_run', $1, true)`, [runId]);
-      const tally = new Tally(heartbeat('snapshot'));
+      const tally = new Tally(progress);
       const { stream } = await clickhouse.exec({
         query: `${query.text}\nFORMAT TabSeparated`,
         abort_signal: signal,
@@ -143,6 +120,7 @@ export function createSnapshotActivities(deps: SnapshotDeps) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
+      progress.stop();
       client.release();
     }
   }
@@ -156,18 +134,25 @@ export function createSnapshotActivities(deps: SnapshotDeps) {
   async function compareWithClickHouse(runId: string): Promise<{ matches: boolean }> {
     const { run, query } = await aggregationOf(runId);
     const snapshot = await loadRun(pool, run.snapshot_run_id as string);
-    await refreshTrackArtists();
-    const signal = cancellation();
-    const tally = new Tally(heartbeat('reaggregation'));
-    const { stream } = await clickhouse.exec({
-      query: `${query.text}\nFORMAT TabSeparated`,
-      abort_signal: signal,
-    });
-    await pipeline(stream, tally, new Writable({ write: (_chunk, _enc, done) => done() }));
-    const clickhouseSha256 = tally.hash.digest('hex');
-    const matches = clickhouseSha256 === snapshot.snapshot_sha256;
+    const progress = new Progress('reaggregation');
+    const signal = progress.signal;
+    const tally = new Tally(progress);
     let detail: Record<string, unknown> = {};
-    if (!matches) detail = await differences(query.text, run.snapshot_run_id as string, signal);
+    let clickhouseSha256: string;
+    try {
+      await refreshTrackArtists();
+      const { stream } = await clickhouse.exec({
+        query: `${query.text}\nFORMAT TabSeparated`,
+        abort_signal: signal,
+      });
+      await pipeline(stream, tally, new Writable({ write: (_chunk, _enc, done) => done() }));
+      clickhouseSha256 = tally.hash.digest('hex');
+      if (clickhouseSha256 !== snapshot.snapshot_sha256)
+        detail = await differences(query.text, run.snapshot_run_id as string, signal);
+    } finally {
+      progress.stop();
+    }
+    const matches = clickhouseSha256 === snapshot.snapshot_sha256;
     const reaggregation = {
       matches,
       snapshotRunId: run.snapshot_run_id,

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
-import { Context } from '@temporalio/activity';
 import type { Client as Minio } from 'minio';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
@@ -19,6 +18,7 @@ import {
   type HeldException,
 } from '../../domain/royalties/statement';
 import { monthDate } from '../../domain/royalties/pins';
+import { Progress } from './heartbeat';
 import { loadPolicy, loadRun, pinsOf } from './runs';
 
 /**
@@ -108,6 +108,20 @@ export function createStatementActivities(deps: StatementDeps) {
         SELECT statement_bytes AS b FROM settlement_runs WHERE run_id = ${runId}`);
       return { key, sha256: run.statement_sha256, bytes };
     }
+    const progress = new Progress('statement');
+    try {
+      return await write(runId, run, key, progress);
+    } finally {
+      progress.stop();
+    }
+  }
+
+  async function write(
+    runId: string,
+    run: Awaited<ReturnType<typeof loadRun>>,
+    key: string,
+    progress: Progress,
+  ): Promise<{ key: string; sha256: string; bytes: number }> {
     const pins = pinsOf(run);
     const policy = await loadPolicy(pool, pins.policyVersion);
     const currencies = await pool.any(sql.type(
@@ -205,7 +219,7 @@ export function createStatementActivities(deps: StatementDeps) {
           }
           csv += artistFooter(artistTotals, carried.get(artistId) ?? []);
           await addEntry(pack, artistFile(artistId), Buffer.from(csv, 'latin1'));
-          if (++written % 500 === 0) beat(written);
+          progress.update({ artists: ++written });
         }
         if (!pending.done)
           throw new Error(`payout line of artist ${pending.value[0]} without an artist payout`);
@@ -232,14 +246,6 @@ export function createStatementActivities(deps: StatementDeps) {
   }
 
   return { writeStatement };
-}
-
-function beat(artists: number): void {
-  try {
-    Context.current().heartbeat({ phase: 'statement', artists });
-  } catch {
-    // Outside an activity (benchmarks): nothing to heartbeat.
-  }
 }
 
 /** COPY (…) TO takes no bound parameters; the run ID is a UUID, checked before it goes into the text. */

@@ -40,6 +40,7 @@ export async function testApp(
     publisher?: TickPublisher;
     pool?: DatabasePool;
     clickhouse?: ClickHouseClient;
+    minio?: ApiDeps['minio'];
     payments?: ApiDeps['payments'];
   } = {},
 ) {
@@ -58,6 +59,7 @@ export async function testApp(
     // Unit tests never reach a handler that reads a store; integration tests pass real clients.
     pool: opts.pool ?? (undefined as unknown as DatabasePool),
     clickhouse: opts.clickhouse ?? (undefined as unknown as ClickHouseClient),
+    minio: opts.minio,
     payments: opts.payments ?? {
       provider: undefined as unknown as PaymentProvider,
       plans: PlanCatalog.builtIn(),

@@ -56,6 +56,8 @@ export interface Repin {
 
 export interface SettlementInput {
   month: Month;
+  /** The run's ID, decided by the starter (the API derives it from the workflow ID); else the freeze picks one. */
+  runId?: string;
   /** 0 for the month's first run; n for `…-rerun-n`. */
   rerun: number;
   /** The token subject (or `schedule`) that started the run: it may not approve it. */

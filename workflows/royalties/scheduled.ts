@@ -1,4 +1,4 @@
-import { ParentClosePolicy, startChild, workflowInfo } from '@temporalio/workflow';
+import { ParentClosePolicy, startChild, uuid4, workflowInfo } from '@temporalio/workflow';
 import { defineSearchAttributeKey, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { previousMonth, type Month } from '../../domain/royalties/pins';
 import { TASK_QUEUE, settlementWorkflowId, type ScheduledSettlementInput } from './contract';
@@ -24,7 +24,7 @@ export async function scheduledRoyaltySettlement(
       workflowId,
       taskQueue: TASK_QUEUE,
       parentClosePolicy: ParentClosePolicy.ABANDON,
-      args: [{ month, rerun: 0, startedBy: 'schedule', ...input }],
+      args: [{ month, rerun: 0, runId: uuid4(), startedBy: 'schedule', ...input }],
     });
     return { month, workflowId, started: true };
   } catch (err) {

@@ -50,10 +50,11 @@ const steps = proxyActivities<RoyaltiesActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
-// The month's aggregation, its COPY and the statement stream run for minutes at scale: they heartbeat.
+// The month's aggregation, its COPY and the statement stream run for minutes at scale: they heartbeat
+// every 5 s, so a worker killed mid-step is noticed within 30 s and the step runs again elsewhere.
 const bulk = proxyActivities<RoyaltiesActivities>({
   startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '2 minutes',
+  heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '5 seconds', maximumInterval: '5 minutes' },
 });
 
