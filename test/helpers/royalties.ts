@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { extract } from 'tar-stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { sql, type DatabasePool } from 'slonik';
 import { bucketName } from '../../lib/clients/minio';
@@ -11,7 +12,12 @@ import { migrateClickHouse } from '../../sql/migrate/clickhouse';
 import { migratePostgres } from '../../sql/migrate/postgres';
 import { isrcFor, upcFor } from '../../scripts/seed/codes';
 import { scratchDatabases, scratchSearchAndObjects } from '../../stack/scratch';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../../activities';
 import type { RoyaltiesDeps } from '../../activities/royalties';
+import { TASK_QUEUE, settlementWorkflowId } from '../../workflows/royalties/contract';
+import { workflowBundle, workflowSinks } from './env';
 
 /**
  * Scratch stores for royalties tests: migrated PostgreSQL + ClickHouse databases and buckets of their own,
@@ -172,4 +178,69 @@ export async function insertTicks(clickhouse: ClickHouseClient, ticks: readonly 
       'ingested_at',
     ],
   });
+}
+
+/** A statement's files (summary.json, artists/<id>.csv) and the SHA-256 of its bytes, read from the bucket. */
+export async function readStatement(
+  minio: RoyaltiesDeps['minio'],
+  bucket: string,
+  key: string,
+): Promise<{ sha256: string; files: Map<string, string> }> {
+  const chunks: Buffer[] = [];
+  for await (const c of await minio.getObject(bucket, key)) chunks.push(c as Buffer);
+  const bytes = Buffer.concat(chunks);
+  return { sha256: createHash('sha256').update(bytes).digest('hex'), files: await untar(bytes) };
+}
+
+export async function untar(bytes: Buffer): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  const ex = extract();
+  const done = new Promise<void>((resolve, reject) => {
+    ex.on('entry', (header, stream, next) => {
+      const parts: Buffer[] = [];
+      stream.on('data', (d: unknown) => parts.push(d as Buffer));
+      stream.on('end', () => {
+        files.set(header.name, Buffer.concat(parts).toString('utf8'));
+        next();
+      });
+    });
+    ex.on('finish', resolve);
+    ex.on('error', reject);
+  });
+  ex.end(bytes);
+  await done;
+  return files;
+}
+
+/** A worker on the royalties queue of the test namespace, its activities on the given stores. */
+export async function royaltiesWorker(cfg: Config, deps: RoyaltiesDeps) {
+  const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    namespace: cfg.temporal.namespace,
+    taskQueue: TASK_QUEUE,
+    workflowBundle: await workflowBundle(),
+    sinks: workflowSinks(),
+    activities: createActivities({ royalties: deps }),
+  });
+  const running = worker.run();
+  const clientConnection = await Connection.connect({ address: cfg.temporal.address });
+  const client = new Client({ connection: clientConnection, namespace: cfg.temporal.namespace });
+  return {
+    client,
+    /** Ends a month's leftover runs from an earlier test run, so its workflow IDs start afresh. */
+    clearMonth: async (month: string, reruns = 5) => {
+      for (let n = 0; n <= reruns; n++)
+        await client.workflow
+          .getHandle(settlementWorkflowId(month, n))
+          .terminate('test starts afresh')
+          .catch(() => undefined);
+    },
+    stop: async () => {
+      worker.shutdown();
+      await running;
+      await connection.close();
+      await clientConnection.close();
+    },
+  };
 }
