@@ -315,9 +315,9 @@ export function createRunActivities(deps: { pool: DatabasePool }) {
         const currencies = await tx.oneFirst(sql.type(z.object({ c: z.unknown() }))`
           SELECT coalesce(jsonb_agg(d ORDER BY d.currency), '[]'::jsonb) AS c FROM (
             SELECT coalesce(n.currency, o.currency)::text AS currency,
-                   coalesce(o.amount, 0)::text AS before, coalesce(n.amount, 0)::text AS after,
-                   (coalesce(n.amount, 0) - coalesce(o.amount, 0))::text AS delta,
-                   count(*) FILTER (WHERE coalesce(n.amount, -1) <> coalesce(o.amount, -1))::int AS artists_changed
+                   sum(coalesce(o.amount, 0))::text AS before, sum(coalesce(n.amount, 0))::text AS after,
+                   sum(coalesce(n.amount, 0) - coalesce(o.amount, 0))::text AS delta,
+                   count(*) FILTER (WHERE n.amount IS DISTINCT FROM o.amount)::int AS artists_changed
             FROM (SELECT artist_id, currency, amount FROM artist_payouts WHERE run_id = ${runId}) n
             FULL JOIN (SELECT artist_id, currency, amount FROM artist_payouts WHERE run_id = ${run.supersedes_run_id}) o
               ON o.artist_id = n.artist_id AND o.currency = n.currency

@@ -228,13 +228,24 @@ export async function royaltiesWorker(cfg: Config, deps: RoyaltiesDeps) {
   const client = new Client({ connection: clientConnection, namespace: cfg.temporal.namespace });
   return {
     client,
-    /** Ends a month's leftover runs from an earlier test run, so its workflow IDs start afresh. */
+    /**
+     * Removes a month's runs left by an earlier test run on the shared server (terminated, then deleted),
+     * so the month's business-keyed workflow IDs can be started afresh.
+     */
     clearMonth: async (month: string, reruns = 5) => {
-      for (let n = 0; n <= reruns; n++)
-        await client.workflow
-          .getHandle(settlementWorkflowId(month, n))
-          .terminate('test starts afresh')
-          .catch(() => undefined);
+      for (let n = 0; n <= reruns; n++) {
+        const workflowId = settlementWorkflowId(month, n);
+        const handle = client.workflow.getHandle(workflowId);
+        const seen = await handle.describe().catch(() => null);
+        if (!seen) continue;
+        await handle.terminate('test starts afresh').catch(() => undefined);
+        await client.workflowService.deleteWorkflowExecution({
+          namespace: cfg.temporal.namespace,
+          workflowExecution: { workflowId },
+        });
+        for (let i = 0; i < 100 && (await handle.describe().catch(() => null)); i++)
+          await new Promise((r) => setTimeout(r, 100));
+      }
     },
     stop: async () => {
       worker.shutdown();
