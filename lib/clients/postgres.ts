@@ -8,6 +8,7 @@ import {
 } from 'slonik';
 import pg from 'pg';
 import type { Config } from '../config';
+import { childLogger } from '../logger';
 import { measureHealth, type Health } from './health';
 
 export function postgresUri(pg: Config['postgres']): string {
@@ -81,6 +82,11 @@ export function postgresHealth(pool: DatabasePool): Promise<Health> {
  * A plain pg pool for what slonik does not speak: COPY streams (bulk snapshots, statement lines). Every
  * value still goes through bound parameters or COPY's own format, never through SQL text.
  */
+const log = childLogger('postgres');
+
 export function createCopyPool(cfg: Config['postgres'], max = 2): pg.Pool {
-  return new pg.Pool({ connectionString: postgresUri(cfg), max, connectionTimeoutMillis: 5000 });
+  const pool = new pg.Pool({ connectionString: postgresUri(cfg), max, connectionTimeoutMillis: 5000 });
+  // An idle connection that dies (a server restart) is replaced on the next checkout, never a crash.
+  pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL connection closed'));
+  return pool;
 }

@@ -212,18 +212,24 @@ export async function untar(bytes: Buffer): Promise<Map<string, string>> {
   return files;
 }
 
-/** A worker on the royalties queue of the test namespace, its activities on the given stores. */
-export async function royaltiesWorker(cfg: Config, deps: RoyaltiesDeps) {
+/**
+ * A worker on the royalties queue of the test namespace, its activities on the given stores, and a client;
+ * `poll: false` gives the client alone (a worker process of the test's own does the work).
+ */
+export async function royaltiesWorker(cfg: Config, deps: RoyaltiesDeps, opts: { poll?: boolean } = {}) {
   const connection = await NativeConnection.connect({ address: cfg.temporal.address });
-  const worker = await Worker.create({
-    connection,
-    namespace: cfg.temporal.namespace,
-    taskQueue: TASK_QUEUE,
-    workflowBundle: await workflowBundle(),
-    sinks: workflowSinks(),
-    activities: createActivities({ royalties: deps }),
-  });
-  const running = worker.run();
+  const worker =
+    opts.poll === false
+      ? undefined
+      : await Worker.create({
+          connection,
+          namespace: cfg.temporal.namespace,
+          taskQueue: TASK_QUEUE,
+          workflowBundle: await workflowBundle(),
+          sinks: workflowSinks(),
+          activities: createActivities({ royalties: deps }),
+        });
+  const running = worker?.run();
   const clientConnection = await Connection.connect({ address: cfg.temporal.address });
   const client = new Client({ connection: clientConnection, namespace: cfg.temporal.namespace });
   return {
@@ -248,7 +254,7 @@ export async function royaltiesWorker(cfg: Config, deps: RoyaltiesDeps) {
       }
     },
     stop: async () => {
-      worker.shutdown();
+      worker?.shutdown();
       await running;
       await connection.close();
       await clientConnection.close();
