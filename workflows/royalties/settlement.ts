@@ -22,6 +22,7 @@ import {
   approveSettlement,
   rejectSettlement,
   settlementProgress,
+  settlementWorkflowId,
   shardWorkflowId,
   supersedeSettlement,
   type Decision,
@@ -222,7 +223,8 @@ export async function royaltySettlement(input: SettlementInput): Promise<Settlem
       };
       shards.push(
         executeChild(royaltySettlementShard, {
-          workflowId: shardWorkflowId(workflowId, shard),
+          // From the business key (the run's own ID in production; replays give histories other IDs).
+          workflowId: shardWorkflowId(settlementWorkflowId(input.month, input.rerun), shard),
           taskQueue: TASK_QUEUE,
           args: [shardInput],
         }).then((r) => {
