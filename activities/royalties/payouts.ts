@@ -45,6 +45,12 @@ export function createPayoutActivities(deps: { pool: DatabasePool }) {
       if (done) return { shard, artists: done.artists, lines: done.lines, heldLines: done.held_lines };
       const run = await loadRun(tx, runId);
       if (run.status !== 'running') return { shard, artists: 0, lines: 0, heldLines: 0 };
+      // One bulk statement over a snapshot written moments ago (its statistics not gathered yet): hash
+      // joins and memory for the window sorts, whatever the planner would guess from stale statistics.
+      await tx.query(sql.unsafe`SET LOCAL enable_nestloop = off`);
+      await tx.query(sql.unsafe`SET LOCAL work_mem = '128MB'`);
+      // A shard of a large catalogue may take longer than the pool's default limit for one statement.
+      await tx.query(sql.unsafe`SET LOCAL statement_timeout = '30min'`);
       const month = monthDate(run.month);
       const artist = sql.identifier(['artist_id']);
       const counts = await tx.one(sql.type(Done)`

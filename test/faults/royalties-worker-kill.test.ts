@@ -8,6 +8,7 @@ import {
   TASK_QUEUE,
   settlementProgress,
   settlementWorkflowId,
+  shardWorkflowId,
   type SettlementInput,
 } from '../../workflows/royalties/contract';
 import { testConfig } from '../helpers/env';
@@ -91,7 +92,8 @@ describe('a settlement worker killed with -9 mid-run', () => {
 
   it('the run finishes on another worker with the statement two uninterrupted re-runs write, byte for byte', async () => {
     const cfg = s.config;
-    proc = spawn(path.join(root, 'node_modules', '.bin', 'tsx'), [path.join(root, 'workers', 'main.ts')], {
+    // node itself runs the worker (tsx as a loader), so SIGKILL reaches the worker, not a wrapper around it.
+    proc = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'workers', 'main.ts')], {
       cwd: root,
       env: {
         ...process.env,
@@ -153,6 +155,24 @@ describe('a settlement worker killed with -9 mid-run', () => {
       }
       expect({ killedIn, status }).toEqual({ killedIn, status: 'awaiting_approval' });
       const interrupted = (await handle.query(settlementProgress)).statementSha256 as string;
+      // The step the dead worker held was taken over: run again by the new worker (attempt 2 or later),
+      // or its workflow task timed out on the dead worker's queue and moved.
+      const histories = [await handle.fetchHistory()];
+      for (let shard = 0; shard < 16; shard++)
+        histories.push(
+          await worker.client.workflow
+            .getHandle(shardWorkflowId(settlementWorkflowId(MONTH), shard))
+            .fetchHistory(),
+        );
+      const retried = histories
+        .flatMap((h) => h.events ?? [])
+        .filter(
+          (e) =>
+            (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1 ||
+            e.workflowTaskTimedOutEventAttributes ||
+            e.activityTaskTimedOutEventAttributes,
+        );
+      expect({ killedIn, retried: retried.length > 0 }).toEqual({ killedIn, retried: true });
 
       const shas: string[] = [];
       for (const rerun of [1, 2]) {
