@@ -4,6 +4,7 @@ import { createBillingActivities, type BillingDeps } from './billing/subscriptio
 import { createComplianceActivities, type ComplianceDeps } from './compliance';
 import * as ping from './ops/ping';
 import { createOpsActivities, type OpsDeps } from './ops';
+import { createRoyaltiesActivities, type RoyaltiesDeps } from './royalties';
 
 /** Dependencies activities are built from: store clients, passed in so tests can give real ones. */
 export interface ActivityDeps {
@@ -13,6 +14,8 @@ export interface ActivityDeps {
   compliance?: ComplianceDeps;
   /** Every store and the config; without them the scheduled ops jobs are not served. */
   ops?: OpsDeps;
+  /** PostgreSQL (slonik and COPY), ClickHouse, MinIO; without them royalties is not served. */
+  royalties?: RoyaltiesDeps;
 }
 
 /** Every activity, by the name workflows call it. */
@@ -26,6 +29,7 @@ export function createActivities(deps: ActivityDeps = {}) {
       : {}),
     ...(deps.compliance ? createComplianceActivities(deps.compliance) : {}),
     ...(deps.ops ? createOpsActivities(deps.ops) : {}),
+    ...(deps.royalties ? createRoyaltiesActivities(deps.royalties) : {}),
   };
 }
 

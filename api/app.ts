@@ -27,6 +27,7 @@ import { gdprRoutes } from './routes/gdpr';
 import { healthRoutes } from './routes/health';
 import { paymentMethodRoutes } from './routes/payment-methods';
 import { pingRoutes } from './routes/ping';
+import { royaltyRoutes } from './routes/royalties';
 import { playTickRoutes, type TickPublisher } from './routes/play-ticks';
 import { subscriptionRoutes } from './routes/subscriptions';
 import { userRoutes } from './routes/users';
@@ -60,7 +61,7 @@ export interface ApiDeps {
   clickhouse: ClickHouseClient;
   /** The payment provider (tokenising methods) and the plan catalog (quotes). */
   payments: { provider: PaymentProvider; plans: PlanCatalog };
-  /** MinIO: GDPR certificate and export links (absent: the GDPR routes answer 503). */
+  /** MinIO: GDPR certificate and export links, royalty statements (absent: those routes answer 503). */
   minio?: Minio;
   /** Subjects refused whatever their token, and whose ticks are refused (GDPR erasure). */
   denied?: DeniedSubjects;
@@ -192,5 +193,6 @@ export async function buildApp(deps: ApiDeps) {
   });
   await app.register(userRoutes, { ...v1, pool });
   await app.register(billingReconciliationRoutes, { ...v1, temporal, pool });
+  await app.register(royaltyRoutes, { ...v1, temporal, pool, minio: deps.minio, config });
   return app;
 }

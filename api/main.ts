@@ -55,6 +55,7 @@ async function main(): Promise<void> {
   await denied.start();
   const sessions = new SessionRecorder(pg, { windowMinutes: cfg.sessions.windowMinutes }, log);
   const app = await buildApp({
+    minio,
     config: cfg,
     temporal,
     verify: await createVerifier(cfg.auth),
@@ -62,7 +63,6 @@ async function main(): Promise<void> {
     sessions,
     pool: pg,
     clickhouse,
-    minio,
     denied,
     payments: {
       provider: createPaymentProvider(cfg.payments),

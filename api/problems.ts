@@ -28,6 +28,18 @@ export const FAILURE_PROBLEMS: { readonly [K in FailureType]: ProblemOf } = {
   RestoreDrillFailed: { status: 500, slug: 'restore-drill-failed', title: 'Restore drill failed' },
   BackupNotFound: { status: 404, slug: 'backup-not-found', title: 'No such backup' },
   PaymentInFlight: { status: 409, slug: 'payment-in-flight', title: 'A payment is being made' },
+  MonthNotClosed: { status: 409, slug: 'month-not-closed', title: 'Month has not ended' },
+  SameApprover: { status: 403, slug: 'separation-of-duties', title: 'Approver started the run' },
+  NotAwaitingApproval: {
+    status: 409,
+    slug: 'not-awaiting-approval',
+    title: 'Run is not waiting for a decision',
+  },
+  RunHeld: { status: 409, slug: 'settlement-held', title: 'Run is held by exceptions' },
+  RunInProgress: { status: 409, slug: 'settlement-in-progress', title: 'A run of the month is computing' },
+  UnknownRateVersion: { status: 400, slug: 'unknown-rate-version', title: 'Unknown rate version' },
+  UnknownPolicyVersion: { status: 400, slug: 'unknown-policy-version', title: 'Unknown policy version' },
+  InvalidCutoff: { status: 400, slug: 'invalid-cutoff', title: 'Invalid cut-off' },
 };
 
 const isFailureType = (type: string | undefined | null): type is FailureType =>

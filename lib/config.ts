@@ -230,6 +230,20 @@ const variables = {
     .default('x-client-country'),
   CADENZA_API_SESSION_WINDOW_MINUTES: z.coerce.number().int().min(1).max(1440).default(15),
 
+  /** Royalties: the cut-off is the month's end plus this many hours (ticks first ingested later wait for a re-run). */
+  CADENZA_ROYALTIES_LATENESS_HOURS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 31)
+    .default(2),
+  /** Days a settlement may wait for approval before finance is reminded (and again after as many days). */
+  CADENZA_ROYALTIES_REMINDER_DAYS: z.coerce.number().int().min(1).max(90).default(3),
+  /** Artist shards of a settlement: one child workflow each. */
+  CADENZA_ROYALTIES_SHARDS: z.coerce.number().int().min(1).max(256).default(8),
+  /** Seconds a presigned statement URL stays valid. */
+  CADENZA_ROYALTIES_STATEMENT_URL_SECONDS: z.coerce.number().int().min(10).max(3600).default(300),
+
   CADENZA_OTEL_EXPORTER: z.enum(['none', 'console', 'otlp']).default('none'),
   CADENZA_OTEL_ENDPOINT: url.default('http://127.0.0.1:4318/v1/traces'),
 
@@ -444,6 +458,12 @@ function build(env: Env) {
       windowMinutes: env.CADENZA_API_SESSION_WINDOW_MINUTES,
     },
 
+    royalties: {
+      latenessHours: env.CADENZA_ROYALTIES_LATENESS_HOURS,
+      reminderDays: env.CADENZA_ROYALTIES_REMINDER_DAYS,
+      shards: env.CADENZA_ROYALTIES_SHARDS,
+      statementUrlSeconds: env.CADENZA_ROYALTIES_STATEMENT_URL_SECONDS,
+    },
     otel: { exporter: env.CADENZA_OTEL_EXPORTER, endpoint: env.CADENZA_OTEL_ENDPOINT },
     sink: {
       groupId: env.CADENZA_SINK_GROUP_ID,

@@ -2,13 +2,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
-import { stackContext, testServerLauncher } from '../stack/context';
 import { loadConfig } from '../lib/config';
 import { setUpTracing } from '../lib/telemetry';
 import { tracingWorkerOptions, WORKFLOW_INTERCEPTORS } from '../workers/interceptors';
-import { ping, subscription } from '../workflows';
+import { ping, royaltySettlement, scheduledRoyaltySettlement, subscription } from '../workflows';
 import {
   cancelSubscription,
   changePlan,
@@ -20,7 +19,7 @@ import { BUILT_IN_PLANS, PlanCatalog } from '../domain/billing/plans';
 import type { PlanTerms } from '../domain/billing/terms';
 import { fakeBilling, type Script } from '../test/helpers/billing-fakes';
 import { recordComplianceHistories } from './histories/compliance';
-import { fakeOps, registerSearchAttributes, type OpsKnobs } from '../test/helpers/ops-fakes';
+import { fakeOps, type OpsKnobs } from '../test/helpers/ops-fakes';
 import {
   backupStores,
   dimensionRefresh,
@@ -29,6 +28,17 @@ import {
   restoreDrill,
   scheduledBackup,
 } from '../workflows';
+import {
+  TASK_QUEUE as ROYALTIES,
+  approveSettlement,
+  rejectSettlement,
+  settlementProgress,
+  settlementWorkflowId,
+  shardWorkflowId,
+  type SettlementInput,
+} from '../workflows/royalties/contract';
+import { timeSkippingEnv } from '../test/helpers/env';
+import { fakeRoyalties } from '../test/helpers/royalties-fakes';
 
 /**
  * Records the event histories that the replay tests replay on every change (test/replay/histories).
@@ -306,10 +316,76 @@ function save(name: string, history: Parameters<typeof historyToJSON>[0]): void 
   process.stdout.write(`recorded ${name}\n`);
 }
 
+type Settlement = WorkflowHandle<typeof royaltySettlement>;
+
+/** Settlement scenarios: the month's script for the fake activities, and what finance does. */
+const settlementScenarios: Record<
+  string,
+  { month: string; rerun?: number; drive: (env: Env, h: Settlement) => Promise<unknown> }
+> = {
+  'approved-after-reminder': {
+    month: '2025-10',
+    drive: async (env, h) => {
+      await until(h, 'awaiting_approval');
+      await h
+        .executeUpdate(approveSettlement, { args: [{ approver: 'finance-alice' }] })
+        .catch(() => undefined);
+      await env.sleep(3 * DAY + 3_600_000);
+      await h.executeUpdate(approveSettlement, { args: [{ approver: 'finance-bob' }] });
+      return h.result();
+    },
+  },
+  'held-rejected': {
+    month: '2026-01',
+    drive: async (_env, h) => {
+      await until(h, 'held');
+      await h
+        .executeUpdate(approveSettlement, { args: [{ approver: 'finance-bob' }] })
+        .catch(() => undefined);
+      await h.executeUpdate(rejectSettlement, { args: [{ by: 'finance-bob', reason: 'rates missing' }] });
+      return h.result();
+    },
+  },
+  verified: { month: '2026-02', rerun: 1, drive: (_env, h) => h.result() },
+  canceled: {
+    month: '2025-11',
+    drive: async (_env, h) => {
+      await until(h, 'awaiting_approval');
+      await h.cancel();
+      return h.result().catch(() => undefined);
+    },
+  },
+  superseded: {
+    month: '2026-04',
+    drive: async (env, h) => {
+      await until(h, 'awaiting_approval');
+      const next = await env.client.workflow.start(royaltySettlement, {
+        taskQueue: ROYALTIES,
+        workflowId: settlementWorkflowId('2026-05'),
+        args: [settlementInput('2026-05', 0)],
+      });
+      await h.result();
+      await next.cancel();
+      return next.result().catch(() => undefined);
+    },
+  },
+};
+
+const settlementInput = (month: string, rerun: number): SettlementInput => ({
+  month,
+  rerun,
+  startedBy: 'finance-alice',
+  shards: 2,
+  latenessHours: 2,
+  reminderDays: 3,
+});
+
+async function until(h: Settlement, status: string): Promise<void> {
+  while ((await h.query(settlementProgress)).status !== status) await new Promise((r) => setTimeout(r, 20));
+}
+
 async function main(): Promise<void> {
-  const env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: testServerLauncher(stackContext()) } },
-  });
+  const env = await timeSkippingEnv();
   try {
     const workflowBundle = await bundleWorkflowCode({
       workflowsPath: require.resolve('../workflows'),
@@ -317,11 +393,6 @@ async function main(): Promise<void> {
     });
     const tracing = tracingWorkerOptions(setUpTracing(loadConfig({}).otel, 'record-histories'));
     mkdirSync(out, { recursive: true });
-    // `npm run record:histories -- gdpr` records only the GDPR scenarios.
-    if (process.argv[2] === 'gdpr') {
-      await recordComplianceHistories(env, { workflowBundle, ...tracing }, save);
-      return;
-    }
     const maintenance = await Worker.create({
       connection: env.nativeConnection,
       taskQueue: 'ops',
@@ -338,9 +409,43 @@ async function main(): Promise<void> {
       activities: billing.activities,
       ...tracing,
     });
+    const royalties = fakeRoyalties({
+      '2026-01': { exceptions: 2 },
+      '2026-02': { kind: 'verification' },
+      '2026-05': { supersedes: [settlementWorkflowId('2026-04')] },
+    });
+    const royaltiesWorker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: ROYALTIES,
+      workflowBundle,
+      activities: royalties.activities,
+      ...tracing,
+    });
     if (wanted('gdpr-')) await recordComplianceHistories(env, { workflowBundle, ...tracing }, save);
-    await registerSearchAttributes(env);
     const work = async () => {
+      if (wanted('royalties-')) {
+        for (const [name, { month, rerun = 0, drive }] of Object.entries(settlementScenarios)) {
+          const handle = await env.client.workflow.start(royaltySettlement, {
+            taskQueue: ROYALTIES,
+            workflowId: settlementWorkflowId(month, rerun),
+            args: [settlementInput(month, rerun)],
+          });
+          await drive(env, handle);
+          save(`royalties-settlement-${name}`, await handle.fetchHistory());
+          if (name === 'approved-after-reminder') {
+            const shard = env.client.workflow.getHandle(shardWorkflowId(handle.workflowId, 0));
+            save('royalties-settlement-shard', await shard.fetchHistory());
+          }
+        }
+        const scheduled = await env.client.workflow.start(scheduledRoyaltySettlement, {
+          taskQueue: ROYALTIES,
+          workflowId: 'royalty-settlement-scheduled-record',
+          args: [{ shards: 2, latenessHours: 2, reminderDays: 3 }],
+        });
+        const { workflowId } = await scheduled.result();
+        save('royalties-scheduled', await scheduled.fetchHistory());
+        await env.client.workflow.getHandle(workflowId).cancel();
+      }
       for (const [name, input] of Object.entries({
         'ping-plain': { token: 'replay' },
         'ping-with-timer': { token: 'replay', delay: '3 days' as const },
@@ -384,7 +489,7 @@ async function main(): Promise<void> {
         runs.forEach((history, i) => save(`subscription-${name}-run${i + 1}`, history));
       }
     };
-    await maintenance.runUntil(billingWorker.runUntil(work));
+    await maintenance.runUntil(billingWorker.runUntil(royaltiesWorker.runUntil(work)));
     for (const [name, scenario] of Object.entries(opsScenarios)) {
       if (!wanted(name)) continue;
       const ops = await Worker.create({

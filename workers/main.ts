@@ -8,9 +8,9 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createActivities } from '../activities';
 import { createClickHouse } from '../lib/clients/clickhouse';
 import { createKafka } from '../lib/clients/kafka';
-import { createMinio } from '../lib/clients/minio';
+import { bucketName, createMinio } from '../lib/clients/minio';
 import { createOpenSearch } from '../lib/clients/opensearch';
-import { createPostgresPool } from '../lib/clients/postgres';
+import { createCopyPool, createPostgresPool } from '../lib/clients/postgres';
 import { config } from '../lib/config';
 import { createPaymentProvider } from '../lib/clients/payments';
 import { registerOpsMetrics } from './ops-metrics';
@@ -52,7 +52,17 @@ async function main(): Promise<void> {
   const temporal = new Client({ connection: clientConnection, namespace: cfg.temporal.namespace });
   const clickhouse = createClickHouse(cfg.clickhouse);
   const opensearch = createOpenSearch(cfg.opensearch);
+  const copyPool = createCopyPool(cfg.postgres, 4);
+  // A month's settlement aggregation may take minutes at scale: its client waits up to an hour.
+  const settlementClickhouse = createClickHouse(cfg.clickhouse, cfg.clickhouse.database, 3_600_000);
   const activities = createActivities({
+    royalties: {
+      pool,
+      copyPool,
+      clickhouse: settlementClickhouse,
+      minio: createMinio(cfg.minio),
+      bucket: bucketName('royalties', cfg.minio.bucketPrefix),
+    },
     billing: {
       pool,
       provider,
@@ -131,8 +141,15 @@ async function main(): Promise<void> {
   } finally {
     health.close();
     await connection.close();
-    await Promise.allSettled([clientConnection.close(), clickhouse.close(), opensearch.close()]);
+    await Promise.allSettled([
+      clientConnection.close(),
+      clickhouse.close(),
+      settlementClickhouse.close(),
+      opensearch.close(),
+    ]);
     await pool.end();
+    await copyPool.end();
+    await clickhouse.close();
     await tracing.shutdown();
     log.info('worker stopped');
   }

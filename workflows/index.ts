@@ -17,3 +17,5 @@ export {
 } from './ops/scheduled';
 export { billingReconciliation } from './billing/reconciliation';
 export { renewalFloor } from './billing/renewal-floor';
+export { royaltySettlement, royaltySettlementShard } from './royalties/settlement';
+export { scheduledRoyaltySettlement } from './royalties/scheduled';

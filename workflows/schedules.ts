@@ -2,6 +2,7 @@ import type { Config } from '../lib/config';
 import type { TaskQueue } from '../lib/task-queues';
 import { SCHEDULES as BILLING } from './billing/contract';
 import { SCHEDULES as OPS } from './ops/contract';
+import { SCHEDULES as ROYALTIES } from './royalties/contract';
 
 /**
  * Every Temporal Schedule Cadenza runs, declared in the slices' contracts (`SCHEDULES`) and collected here.
@@ -23,4 +24,4 @@ export interface ScheduleDeclaration {
   args: (cfg: Config) => unknown[];
 }
 
-export const SCHEDULES: readonly ScheduleDeclaration[] = [...BILLING, ...OPS];
+export const SCHEDULES: readonly ScheduleDeclaration[] = [...BILLING, ...OPS, ...ROYALTIES];

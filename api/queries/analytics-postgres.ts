@@ -64,7 +64,26 @@ const playsRelation = (rows: readonly PlaysRow[]) => sql.fragment`
          )})
     AS p(artist_id, track_id, country, plays)`;
 
-/** 5A: royalty per artist/track/country = plays × the rate in force on the first day of the month. */
+/**
+ * The rate in force on the month's first day for `p`'s artist and country under rate version `version`
+ * (rates are versioned: for each effective date the newest version at or below the pin; of those in
+ * force, the latest effective date) — the settlement's rule (activities/royalties/payouts.ts).
+ */
+const rateInForce = (month: string, version: ReturnType<typeof sql.fragment>) => sql.fragment`
+  SELECT c.rate_per_play, c.currency FROM (
+    SELECT DISTINCT ON (r.effective_from) r.effective_from, r.effective_to, r.rate_per_play, r.currency
+    FROM royalty_rates r
+    WHERE r.artist_id = p.artist_id AND r.country = p.country AND r.effective_from <= ${month}::date
+      AND r.rate_version <= ${version}
+    ORDER BY r.effective_from, r.rate_version DESC
+  ) c
+  WHERE c.effective_to IS NULL OR c.effective_to > ${month}::date
+  ORDER BY c.effective_from DESC
+  LIMIT 1`;
+
+const latestPublished = sql.fragment`(SELECT max(rate_version) FROM royalty_rate_versions WHERE published_at IS NOT NULL)`;
+
+/** 5A: royalty per artist/track/country = plays × the rate in force on the first day of the month (latest published rates). */
 export async function royaltyLines(
   pool: DatabasePool,
   month: string,
@@ -76,13 +95,7 @@ export async function royaltyLines(
            r.rate_per_play::text AS rate_per_play, r.currency::text AS currency,
            (p.plays * r.rate_per_play)::text AS royalty_amount
     FROM ${playsRelation(rows)}
-    JOIN LATERAL (
-      SELECT rate_per_play, currency FROM royalty_rates r
-      WHERE r.artist_id = p.artist_id AND r.country = p.country
-        AND r.effective_from <= ${month}::date AND (r.effective_to IS NULL OR r.effective_to > ${month}::date)
-      ORDER BY r.effective_from DESC
-      LIMIT 1
-    ) r ON true
+    JOIN LATERAL (${rateInForce(month, latestPublished)}) r ON true
     ORDER BY p.artist_id, p.track_id, p.country`);
 }
 
@@ -95,8 +108,10 @@ const Divergence = z.object({
 });
 
 /**
- * 5B: artists whose approved payout for the month differs from plays × rate by more than `tolerance`
- * (relative) — and by more than half a cent, so rounding a payout to the cent is never a divergence.
+ * 5B: artists whose approved payout for the month (per currency) differs from plays × rate by more than
+ * `tolerance` (relative) — and by more than half a cent, so rounding a payout to the cent is never a
+ * divergence. Rates are those of the rate version the approved run pinned; a month has at most one
+ * approved run (a database constraint), so no artist is listed twice.
  */
 export async function payoutDivergence(
   pool: DatabasePool,
@@ -105,17 +120,18 @@ export async function payoutDivergence(
   tolerance = '0.01',
 ) {
   if (!rows.length) return [];
+  const approvedVersion = sql.fragment`(
+    SELECT rate_version FROM settlement_runs WHERE month = ${month}::date AND status = 'approved')`;
   return pool.any(sql.type(Divergence)`
     SELECT e.artist_id::text AS artist_id, e.total_plays::int AS total_plays, round(e.expected, 2)::text AS expected,
            ap.amount::text AS total_paid, round(abs(ap.amount - e.expected) / e.expected, 4)::text AS divergence
     FROM (
-      SELECT p.artist_id, sum(p.plays) AS total_plays, sum(p.plays * r.rate_per_play) AS expected
+      SELECT p.artist_id, r.currency, sum(p.plays) AS total_plays, sum(p.plays * r.rate_per_play) AS expected
       FROM ${playsRelation(rows)}
-      JOIN royalty_rates r ON r.artist_id = p.artist_id AND r.country = p.country
-        AND r.effective_from <= ${month}::date AND (r.effective_to IS NULL OR r.effective_to > ${month}::date)
-      GROUP BY p.artist_id
+      JOIN LATERAL (${rateInForce(month, approvedVersion)}) r ON true
+      GROUP BY p.artist_id, r.currency
     ) e
-    JOIN artist_payouts ap ON ap.artist_id = e.artist_id
+    JOIN artist_payouts ap ON ap.artist_id = e.artist_id AND ap.currency = e.currency
     JOIN settlement_runs sr ON sr.run_id = ap.run_id AND sr.month = ${month}::date AND sr.status = 'approved'
     WHERE e.expected > 0 AND abs(ap.amount - e.expected) > 0.005
       AND abs(ap.amount - e.expected) / e.expected > ${tolerance}::numeric

@@ -4,17 +4,31 @@ import type { ChFragment } from '../clickhouse-sql';
 import type { Config } from '../config';
 import { measureHealth, type Health } from './health';
 
-/** database: null connects without selecting one (for creating it). */
+/**
+ * database: null connects without selecting one (for creating it). Requests time out after a minute unless
+ * the caller needs longer (migrations that copy tables, settlement aggregations).
+ */
 export function createClickHouse(
   ch: Config['clickhouse'],
   database: string | null = ch.database,
+  requestTimeoutMs = 60_000,
 ): ClickHouseClient {
   return createClient({
     url: ch.url,
     username: ch.user,
     password: ch.password,
     ...(database ? { database } : {}),
-    request_timeout: 60_000,
+    request_timeout: requestTimeoutMs,
+    // A long request keeps its connection alive with a progress header every 110 s (few enough that an
+    // hour's headers stay far below Node's header size limit).
+    ...(requestTimeoutMs > 60_000
+      ? {
+          clickhouse_settings: {
+            send_progress_in_http_headers: 1,
+            http_headers_progress_interval_ms: '110000',
+          },
+        }
+      : {}),
     compression: { request: false, response: false },
   });
 }

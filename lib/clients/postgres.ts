@@ -6,7 +6,9 @@ import {
   type Interceptor,
   type DriverTypeParser as TypeParser,
 } from 'slonik';
+import pg from 'pg';
 import type { Config } from '../config';
+import { childLogger } from '../logger';
 import { measureHealth, type Health } from './health';
 
 export function postgresUri(pg: Config['postgres']): string {
@@ -74,4 +76,17 @@ export async function createPostgresPool(
 
 export function postgresHealth(pool: DatabasePool): Promise<Health> {
   return measureHealth('postgres', () => pool.oneFirst(sql.unsafe`SELECT 1`));
+}
+
+/**
+ * A plain pg pool for what slonik does not speak: COPY streams (bulk snapshots, statement lines). Every
+ * value still goes through bound parameters or COPY's own format, never through SQL text.
+ */
+const log = childLogger('postgres');
+
+export function createCopyPool(cfg: Config['postgres'], max = 2): pg.Pool {
+  const pool = new pg.Pool({ connectionString: postgresUri(cfg), max, connectionTimeoutMillis: 5000 });
+  // An idle connection that dies (a server restart) is replaced on the next checkout, never a crash.
+  pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL connection closed'));
+  return pool;
 }

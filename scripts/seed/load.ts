@@ -338,18 +338,54 @@ export async function produceTicks(
   return total;
 }
 
-/** The seeded month's approved settlement (one run, its payouts); idempotent by (month, policy 'seed'). */
+/**
+ * Rates are published versions (royalty_rate_versions): the seed's rates go into version `version`, opened
+ * before they are inserted and published after. A version published already takes no rows, so a re-seed
+ * inserts nothing new into it (rows already there are skipped as before).
+ */
+export async function openRateVersion(pool: DatabasePool, version: number): Promise<void> {
+  await pool.query(sql.unsafe`
+    INSERT INTO royalty_rate_versions (rate_version, note) VALUES (${version}, 'seeded demo rates')
+    ON CONFLICT DO NOTHING`);
+}
+
+export async function publishRateVersion(pool: DatabasePool, version: number): Promise<void> {
+  await pool.query(sql.unsafe`
+    UPDATE royalty_rate_versions SET published_at = now() WHERE rate_version = ${version} AND published_at IS NULL`);
+}
+
+/**
+ * The demo data is small: its tracks never reach the platform's 1,000 streams a year. A demo policy (the
+ * platform's rules without that minimum) becomes the newest policy version, so settlements of demo months
+ * pay. Policies are append-only: added once, when the newest has a minimum.
+ */
+export async function ensureDemoPolicy(pool: DatabasePool): Promise<void> {
+  await pool.query(sql.unsafe`
+    INSERT INTO royalty_policies (policy_version, min_play_seconds, min_trailing_streams, trailing_months, bot_rule,
+      bot_short_play_seconds, bot_window_seconds, bot_min_short_plays, rounding, note)
+    SELECT p.policy_version + 1, p.min_play_seconds, 0, p.trailing_months, p.bot_rule, p.bot_short_play_seconds,
+           p.bot_window_seconds, p.bot_min_short_plays, p.rounding, 'demo data: no minimum of trailing streams'
+    FROM royalty_policies p
+    WHERE p.policy_version = (SELECT max(policy_version) FROM royalty_policies) AND p.min_trailing_streams > 0`);
+}
+
+/**
+ * The seeded month's approved settlement, imported (settled before Cadenza): one run and its payouts.
+ * Idempotent: a month that has an approved run already keeps it (one approved run per month). The run is
+ * written open, given its payouts, then approved — an approved run takes no more rows.
+ */
 export async function insertSeedSettlement(pool: DatabasePool, s: SeedSettlement, now: Date): Promise<void> {
   await pool.transaction(async (tx) => {
     const existing = await tx.maybeOneFirst(
-      sql.unsafe`SELECT run_id FROM settlement_runs WHERE month = ${s.month}::date AND policy_version = 'seed'`,
+      sql.unsafe`SELECT run_id FROM settlement_runs WHERE month = ${s.month}::date AND status = 'approved'`,
     );
     if (existing) return;
     const total = s.payouts.reduce((sum, p) => sum + BigInt(p.amount.replace('.', '')), 0n);
     const runId = await tx.oneFirst(sql.unsafe`
-      INSERT INTO settlement_runs (month, ingestion_cutoff, rate_version, policy_version, status, total_amount, decided_at, decided_by)
-      VALUES (${s.month}::date, ${now.toISOString()}::timestamptz, 1, 'seed', 'approved', ${`${total / 100n}.${String(total % 100n).padStart(2, '0')}`}::numeric,
-              ${now.toISOString()}::timestamptz, 'seed')
+      INSERT INTO settlement_runs (month, ingestion_cutoff, rate_version, policy_version, status, origin, started_by,
+                                   total_amount)
+      VALUES (${s.month}::date, ${now.toISOString()}::timestamptz, 1, NULL, 'awaiting_approval', 'imported', 'import',
+              ${`${total / 100n}.${String(total % 100n).padStart(2, '0')}`}::numeric)
       RETURNING run_id`);
     await insertRows(
       tx as unknown as DatabasePool,
@@ -359,9 +395,14 @@ export async function insertSeedSettlement(pool: DatabasePool, s: SeedSettlement
         ['artist_id', 'uuid'],
         ['currency', 'bpchar'],
         ['plays', 'int8'],
+        ['lines', 'int4'],
+        ['exact_amount', 'numeric'],
         ['amount', 'numeric'],
       ],
-      s.payouts.map((p) => ({ ...p, run_id: runId })),
+      s.payouts.map((p) => ({ ...p, exact_amount: p.exact, run_id: runId })),
     );
+    await tx.query(sql.unsafe`
+      UPDATE settlement_runs SET status = 'approved', decided_at = ${now.toISOString()}::timestamptz, decided_by = 'seed'
+      WHERE run_id = ${runId}`);
   });
 }

@@ -10,8 +10,11 @@ import { adoptLiveSubscriptions, type AdoptionReport } from '../billing/adopt';
 import type { Config } from '../../lib/config';
 import { generateDataset, generateTicks, type Dataset, type SeedOptions } from './generate';
 import {
+  ensureDemoPolicy,
   insertRows,
   insertSeedSettlement,
+  openRateVersion,
+  publishRateVersion,
   loadTicksToClickHouse,
   POSTGRES_TABLES,
   produceTicks,
@@ -81,12 +84,15 @@ export async function runSeed(cfg: Config, opts: RunSeedOptions): Promise<SeedRe
     }
     const pgStart = Date.now();
     let pgRows = 0;
+    await openRateVersion(pool, 1);
     for (const t of POSTGRES_TABLES) {
       const rows = t.rows(data);
       const b = bar(t.table, rows.length);
       await insertRows(pool, t.table, t.columns, rows, (n) => b.increment(n));
       pgRows += rows.length;
     }
+    await publishRateVersion(pool, 1);
+    await ensureDemoPolicy(pool);
     const pgSeconds = (Date.now() - pgStart) / 1000;
     await refreshDimensions(pool, clickhouse);
     const settlement = new SettlementAccumulator();

@@ -1,9 +1,13 @@
+import { allocateLargestRemainder, exactAmount } from '../../domain/royalties/allocation';
+import { fromUnits, toUnits } from '../../domain/royalties/money';
 import type { Dataset, Tick } from './generate';
 
 /**
- * A past, approved settlement for the seeded month, computed in memory from the generated ticks
- * (independently of ClickHouse), so query 5B has payouts to check — with a few artists paid
- * 10–20 % too much on purpose, the divergences 5B must find.
+ * A past, approved settlement for the seeded month — imported, as if settled before Cadenza — computed
+ * in memory from the generated ticks (independently of ClickHouse), so query 5B has payouts to check:
+ * with a few artists paid 10–20 % too much on purpose, the divergences 5B must find. Amounts follow the
+ * settlement's one rounding rule (domain/royalties/allocation.ts): per artist and currency, the sum of
+ * the exact line amounts rounded half up to the cent.
  */
 
 export interface SeedSettlement {
@@ -12,7 +16,14 @@ export interface SeedSettlement {
   to: Date;
   /** Royalty-bearing plays per artist|track|country. */
   plays: Map<string, number>;
-  payouts: { artist_id: string; currency: string; plays: number; amount: string }[];
+  payouts: {
+    artist_id: string;
+    currency: string;
+    plays: number;
+    lines: number;
+    exact: string;
+    amount: string;
+  }[];
   perturbedArtistIds: string[];
 }
 
@@ -45,32 +56,49 @@ export class SettlementAccumulator {
       plays.set(key, (plays.get(key) ?? 0) + 1);
     }
     const rate = new Map(
-      data.royaltyRates.map((r) => [`${r.artist_id}|${r.country}`, BigInt(r.rate_per_play.replace('.', ''))]),
+      data.royaltyRates.map((r) => [
+        `${r.artist_id}|${r.country}`,
+        { micros: toUnits(r.rate_per_play, 6), currency: r.currency },
+      ]),
     );
-    const perArtist = new Map<string, { micros: bigint; plays: number }>();
-    for (const [key, n] of plays) {
+    // Lines per artist and currency, in the settlement's order (track, then country).
+    const groups = new Map<string, { artist: string; currency: string; plays: number; exact: bigint[] }>();
+    for (const key of [...plays.keys()].sort()) {
       const [artist, , country] = key.split('|') as [string, string, string];
-      const a = perArtist.get(artist) ?? { micros: 0n, plays: 0 };
-      a.micros += BigInt(n) * (rate.get(`${artist}|${country}`) ?? 0n);
-      a.plays += n;
-      perArtist.set(artist, a);
+      const r = rate.get(`${artist}|${country}`);
+      if (!r) continue;
+      const g = groups.get(`${artist}|${r.currency}`) ?? {
+        artist,
+        currency: r.currency,
+        plays: 0,
+        exact: [],
+      };
+      const n = plays.get(key) as number;
+      g.plays += n;
+      g.exact.push(exactAmount(n, r.micros));
+      groups.set(`${artist}|${r.currency}`, g);
     }
     const perturbedArtistIds: string[] = [];
     let eligible = 0;
-    const payouts = [...perArtist.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([artist_id, a]) => {
-        let cents = (a.micros + 5000n) / 10000n; // micro-units → cents, half up
+    const payouts = [...groups.values()]
+      .sort((a, b) => (a.artist < b.artist ? -1 : a.artist > b.artist ? 1 : a.currency < b.currency ? -1 : 1))
+      .map((g) => {
+        let cents = allocateLargestRemainder(g.exact).total;
         // Every fifth artist owed at least 20 cents is paid 10–20 % too much (so rounding cannot hide it).
         if (cents >= 20n && eligible++ % 5 === 2) {
           cents = (cents * BigInt(110 + (eligible % 11))) / 100n;
-          perturbedArtistIds.push(artist_id);
+          perturbedArtistIds.push(g.artist);
         }
         return {
-          artist_id,
-          currency: 'USD',
-          plays: a.plays,
-          amount: `${cents / 100n}.${String(cents % 100n).padStart(2, '0')}`,
+          artist_id: g.artist,
+          currency: g.currency,
+          plays: g.plays,
+          lines: g.exact.length,
+          exact: fromUnits(
+            g.exact.reduce((s, e) => s + e, 0n),
+            6,
+          ),
+          amount: fromUnits(cents, 2),
         };
       });
     return { month: from.toISOString().slice(0, 10), from, to, plays, payouts, perturbedArtistIds };

@@ -43,7 +43,8 @@ export async function migrateClickHouse(cfg: Config['clickhouse']): Promise<stri
   } finally {
     await server.close();
   }
-  const client = createClickHouse(cfg);
+  // A migration may copy a table (0005 copies play_ticks): give it time.
+  const client = createClickHouse(cfg, cfg.database, 3_600_000);
   try {
     await client.command({
       query: `CREATE TABLE IF NOT EXISTS schema_migrations (version String, checksum String, applied_at DateTime('UTC') DEFAULT now())

@@ -10,6 +10,8 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { temporal } from '@temporalio/proto';
+import { SearchAttribute } from '../../workflows/search-attributes';
 import { Resource } from '@opentelemetry/resources';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { makeWorkflowExporter } from '@temporalio/interceptors-opentelemetry';
@@ -35,9 +37,28 @@ export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   if (!existsSync(launcher)) {
     throw new Error(`no Temporal test server at ${launcher}: run npm run stack -- up temporal-test-server`);
   }
-  return TestWorkflowEnvironment.createTimeSkipping({
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path: launcher } },
   });
+  // Like the stack's servers, the test server knows Cadenza's search attributes (runs upsert them).
+  const types = temporal.api.enums.v1.IndexedValueType;
+  const indexed: Record<string, temporal.api.enums.v1.IndexedValueType> = {
+    KEYWORD: types.INDEXED_VALUE_TYPE_KEYWORD,
+    BOOL: types.INDEXED_VALUE_TYPE_BOOL,
+    INT: types.INDEXED_VALUE_TYPE_INT,
+    DATETIME: types.INDEXED_VALUE_TYPE_DATETIME,
+    TEXT: types.INDEXED_VALUE_TYPE_TEXT,
+  };
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: env.namespace ?? 'default',
+    searchAttributes: Object.fromEntries(
+      Object.values(SearchAttribute).map((k) => [
+        k.name,
+        indexed[k.type] as temporal.api.enums.v1.IndexedValueType,
+      ]),
+    ),
+  });
+  return env;
 }
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;

@@ -1,9 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { OpsActivities } from '../../activities/ops';
-import { SearchAttribute } from '../../workflows/search-attributes';
 import type { DrillFailure } from '../../workflows/ops/contract';
 
 /**
@@ -131,19 +128,4 @@ export function fakeOps(knobs: OpsKnobs = {}) {
     dropOldNeighborRuns: (i) => step('dropOldNeighborRuns', i, []),
   };
   return { activities, calls, names: () => calls.map((c) => c.name) };
-}
-
-const INDEXED = temporal.api.enums.v1.IndexedValueType;
-/** The time-skipping server knows no custom search attributes until told (the ops jobs upsert their status). */
-export async function registerSearchAttributes(env: TestWorkflowEnvironment): Promise<void> {
-  const types = {
-    KEYWORD: INDEXED.INDEXED_VALUE_TYPE_KEYWORD,
-    BOOL: INDEXED.INDEXED_VALUE_TYPE_BOOL,
-  } as const;
-  await env.connection.operatorService.addSearchAttributes({
-    namespace: env.namespace ?? 'default',
-    searchAttributes: Object.fromEntries(
-      Object.values(SearchAttribute).map((k) => [k.name, types[k.type as keyof typeof types]]),
-    ),
-  });
 }

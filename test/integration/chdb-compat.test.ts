@@ -14,6 +14,7 @@ import {
   royaltyBearingPlays,
   topCountriesByPlays,
 } from '../../api/queries/analytics';
+import { settlementAggregation } from '../../activities/royalties/aggregate';
 import type { ChFragment } from '../../lib/clickhouse-sql';
 import { createClickHouse } from '../../lib/clients/clickhouse';
 import { clickHouseMigrations, migrateClickHouse } from '../../sql/migrate/clickhouse';
@@ -50,6 +51,24 @@ describe('ClickHouse SQL on 18.16 and on a current release (chdb)', () => {
     royalties: royaltyBearingPlays(month.from, month.to),
     artistDaily: artistDailyPlays(data.tracks[0]!.artist_id, new Date('2025-05-01T00:00:00Z'), NOW),
     artistTotals: artistTotals(data.tracks[0]!.artist_id, new Date('2025-05-01T00:00:00Z'), NOW),
+    // The settlement's aggregation (bot rule and trailing minimum on), its cut-off after the inserts below.
+    settlement: settlementAggregation(
+      {
+        month: '2025-05',
+        ingestionCutoff: new Date((Math.floor(Date.now() / 3_600_000) + 24) * 3_600_000).toISOString(),
+      },
+      {
+        policyVersion: 1,
+        minPlaySeconds: 30,
+        minTrailingStreams: 2,
+        trailingMonths: 12,
+        botRule: 'short-play-bursts',
+        botShortPlaySeconds: 15,
+        botWindowSeconds: 600,
+        botMinShortPlays: 2,
+        rounding: 'largest-remainder',
+      },
+    ),
   };
   const inserts = [
     {

@@ -5,7 +5,7 @@ import { Worker } from '@temporalio/worker';
 import { backupStores, refreshRecommendations, restoreDrill, scheduledBackup } from '../../workflows';
 import { OpsFailure, SEARCH, TASK_QUEUE, minuteKey } from '../../workflows/ops/contract';
 import { timeSkippingEnv, workflowBundle, workflowSinks } from '../helpers/env';
-import { fakeOps, registerSearchAttributes, type OpsKnobs } from '../helpers/ops-fakes';
+import { fakeOps, type OpsKnobs } from '../helpers/ops-fakes';
 
 /**
  * The ops jobs' workflows with mocked activities: the order of their steps, how a failure or an operator's
@@ -16,7 +16,6 @@ describe('ops job workflows (time-skipping, mocked activities)', () => {
   let env: TestWorkflowEnvironment;
   beforeAll(async () => {
     env = await timeSkippingEnv();
-    await registerSearchAttributes(env);
   }, 60_000);
   afterAll(async () => {
     await env?.teardown();
