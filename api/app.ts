@@ -5,6 +5,9 @@ import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Client } from '@temporalio/client';
+import type { Client as OpenSearch } from '@opensearch-project/opensearch';
+import type { Client as MinioClient } from 'minio';
+import type { DatabasePool } from 'slonik';
 import type { Config } from '../lib/config';
 import type { Health } from '../lib/clients/health';
 import type { Verifier } from '../lib/auth/verifier';
@@ -18,6 +21,9 @@ import { analyticsRoutes, type AnalyticsDeps } from './routes/analytics';
 import { billingRoutes, type BillingApiDeps } from './routes/billing';
 import { healthRoutes } from './routes/health';
 import { pingRoutes } from './routes/ping';
+import { searchRoutes } from './routes/search';
+import { trackRoutes } from './routes/tracks';
+import { uploadRoutes } from './routes/uploads';
 import { playTickRoutes, type TickPublisher } from './routes/play-ticks';
 import { workflowRoutes } from './routes/workflows';
 import { Problem } from './schemas';
@@ -35,6 +41,13 @@ declare module 'fastify' {
   }
 }
 
+export interface CatalogApiDeps {
+  pool: DatabasePool;
+  minio: MinioClient;
+  signer: MinioClient;
+  opensearch: OpenSearch;
+}
+
 export interface ApiDeps {
   config: Config;
   temporal: Client;
@@ -43,6 +56,11 @@ export interface ApiDeps {
   analytics: AnalyticsDeps;
   /** Payment methods and subscriptions: PostgreSQL (payment methods), the provider, the plan catalog. */
   billing: Omit<BillingApiDeps, 'temporal'>;
+  /**
+   * Uploads, tracks, playback and search: PostgreSQL, MinIO (and a signer for its public address),
+   * OpenSearch. Without them (a benchmark of other routes) those routes are not served.
+   */
+  catalog?: CatalogApiDeps;
   /** Where accepted play-ticks go (Kafka in production). */
   publisher: TickPublisher;
   /** Temporal and every store, for /readyz. */
@@ -122,5 +140,30 @@ export async function buildApp(deps: ApiDeps) {
   await app.register(playTickRoutes, { publisher: deps.publisher });
   await app.register(analyticsRoutes, deps.analytics);
   await app.register(billingRoutes, { ...deps.billing, temporal: deps.temporal });
+  const { catalog } = deps;
+  if (!catalog) return app;
+  await app.register(uploadRoutes, {
+    prefix: '/v1',
+    pool: catalog.pool,
+    minio: catalog.minio,
+    signer: catalog.signer,
+    bucketPrefix: config.minio.bucketPrefix,
+    maxUploadBytes: config.catalog.maxUploadBytes,
+  });
+  await app.register(trackRoutes, {
+    prefix: '/v1',
+    temporal: deps.temporal,
+    pool: catalog.pool,
+    minio: catalog.minio,
+    signer: catalog.signer,
+    bucketPrefix: config.minio.bucketPrefix,
+    streamUrlTtlSeconds: config.catalog.streamUrlTtlSeconds,
+  });
+  await app.register(searchRoutes, {
+    prefix: '/v1',
+    pool: catalog.pool,
+    opensearch: catalog.opensearch,
+    indexPrefix: config.opensearch.indexPrefix,
+  });
   return app;
 }

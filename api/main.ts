@@ -3,7 +3,7 @@ import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors
 import { createVerifier } from '../lib/auth/verifier';
 import { createClickHouse, clickHouseHealth } from '../lib/clients/clickhouse';
 import { createKafka, kafkaHealth } from '../lib/clients/kafka';
-import { createMinio, minioHealth } from '../lib/clients/minio';
+import { createMinio, createMinioSigner, minioHealth } from '../lib/clients/minio';
 import { createOpenSearch, openSearchHealth } from '../lib/clients/opensearch';
 import { createPostgresPool, postgresHealth } from '../lib/clients/postgres';
 import { cachedChecks } from '../lib/clients/health';
@@ -40,6 +40,7 @@ async function main(): Promise<void> {
     verify: await createVerifier(cfg.auth),
     publisher,
     analytics: { pool: pg, clickhouse },
+    catalog: { pool: pg, minio, signer: createMinioSigner(cfg.minio), opensearch },
     billing: {
       pool: pg,
       provider: createPaymentProvider(cfg.payments),

@@ -11,6 +11,9 @@ export const Problem = Type.Object(
     instance: Type.Optional(Type.String()),
     requestId: Type.Optional(Type.String()),
     errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+    failure: Type.Optional(
+      Type.String({ description: 'the workflow failure type behind the problem, if any' }),
+    ),
   },
   { $id: 'Problem', description: 'application/problem+json (RFC 9457)' },
 );

@@ -8,7 +8,7 @@ import { migratePostgres } from '../lib/migrate/postgres';
 import { createMinio } from '../lib/clients/minio';
 import { createOpenSearch } from '../lib/clients/opensearch';
 import { BUCKETS, LOCKED_BUCKETS, bucketName, migrateMinio } from '../lib/migrate/minio';
-import { migrateOpenSearch } from '../lib/migrate/opensearch';
+import { migrateOpenSearch, SEARCH_VERSION } from '../lib/migrate/opensearch';
 import { createPostgresPool } from '../lib/clients/postgres';
 import { ch, ident } from '../lib/clickhouse-sql';
 import type { Config } from '../lib/config';
@@ -106,7 +106,7 @@ export async function scratchSearchAndObjects(
   };
   const os = createOpenSearch(config.opensearch);
   const minio = createMinio(config.minio);
-  await migrateOpenSearch(os, 1, prefix);
+  await migrateOpenSearch(os, SEARCH_VERSION, prefix);
   await migrateMinio(minio, { prefix, lockDays: 1 });
   return {
     config,

@@ -5,6 +5,9 @@ import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporal
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createActivities } from '../activities';
 import { PlanCatalog } from '../lib/billing/plans';
+import { createClickHouse } from '../lib/clients/clickhouse';
+import { createMinio } from '../lib/clients/minio';
+import { createOpenSearch } from '../lib/clients/opensearch';
 import { createPostgresPool } from '../lib/clients/postgres';
 import { config } from '../lib/config';
 import { createPaymentProvider } from '../lib/payments';
@@ -37,11 +40,23 @@ async function main(): Promise<void> {
     : { workflowsPath: require.resolve('../workflows') };
   const tracing = setUpTracing(cfg.otel, 'cadenza-worker');
   const pool = await createPostgresPool(cfg.postgres, 10);
+  const opensearch = createOpenSearch(cfg.opensearch);
+  const clickhouse = createClickHouse(cfg.clickhouse);
   const activities = createActivities({
     billing: {
       pool,
       provider: createPaymentProvider(cfg.payments),
       plans: PlanCatalog.load(cfg.billing.plansFile),
+    },
+    catalog: {
+      pool,
+      minio: createMinio(cfg.minio),
+      opensearch,
+      clickhouse,
+      bucketPrefix: cfg.minio.bucketPrefix,
+      indexPrefix: cfg.opensearch.indexPrefix,
+      maxUploadBytes: cfg.catalog.maxUploadBytes,
+      workDir: cfg.catalog.mediaWorkDir,
     },
   });
   const workers = await Promise.all(
@@ -52,7 +67,9 @@ async function main(): Promise<void> {
         taskQueue,
         ...workflowSource,
         activities,
-        maxConcurrentActivityTaskExecutions: cfg.worker.maxConcurrentActivities,
+        // ffmpeg is CPU-bound: the media queue runs as many at once as there are cores for it.
+        maxConcurrentActivityTaskExecutions:
+          taskQueue === 'catalog-media' ? cfg.worker.maxMediaActivities : cfg.worker.maxConcurrentActivities,
         maxCachedWorkflows: cfg.worker.maxCachedWorkflows,
         shutdownGraceTime: cfg.worker.shutdownGrace,
         stickyQueueScheduleToStartTimeout: cfg.worker.stickyTimeout,
@@ -86,6 +103,7 @@ async function main(): Promise<void> {
     health.close();
     await connection.close();
     await pool.end();
+    await Promise.allSettled([opensearch.close(), clickhouse.close()]);
     await tracing.shutdown();
     log.info('worker stopped');
   }

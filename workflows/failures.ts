@@ -1,9 +1,10 @@
 import { BillingFailure } from './billing/contract';
+import { CatalogFailure } from './catalog/contract';
 import { OpsFailure } from './ops/contract';
 
 /**
  * Every ApplicationFailure type a Cadenza workflow or activity raises, from the slices' contracts.
  * `api/problems.ts` maps each to a problem type and status in one exhaustive table.
  */
-export const Failure = { ...BillingFailure, ...OpsFailure } as const;
+export const Failure = { ...BillingFailure, ...OpsFailure, ...CatalogFailure } as const;
 export type FailureType = (typeof Failure)[keyof typeof Failure];

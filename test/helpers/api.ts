@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { buildApp } from '../../api/app';
+import { buildApp, type CatalogApiDeps } from '../../api/app';
 import type { AnalyticsDeps } from '../../api/routes/analytics';
 import type { BillingApiDeps } from '../../api/routes/billing';
 import { PlanCatalog } from '../../lib/billing/plans';
@@ -39,6 +39,7 @@ export async function testApp(
     publisher?: TickPublisher;
     analytics?: AnalyticsDeps;
     billing?: Omit<BillingApiDeps, 'temporal'>;
+    catalog?: CatalogApiDeps;
   } = {},
 ) {
   const temporal =
@@ -61,6 +62,7 @@ export async function testApp(
         BillingApiDeps,
         'temporal'
       >),
+    catalog: opts.catalog ?? ({} as CatalogApiDeps),
     log: false,
   });
   await app.ready();
