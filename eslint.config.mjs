@@ -20,6 +20,17 @@ const bannedInWorkflows = [
   '@temporalio/worker',
 ];
 
+// The layers every process stands on import nothing above them: lib/ (shared infrastructure) and
+// domain/ (pure rules) never reach into activities, the API, workers, scripts, benchmarks or tests.
+const upward = [
+  '**/activities/**',
+  '**/api/**',
+  '**/workers/**',
+  '**/scripts/**',
+  '**/bench/**',
+  '**/test/**',
+];
+
 export default tseslint.config(
   {
     ignores: [
@@ -47,7 +58,7 @@ export default tseslint.config(
   },
   {
     // Workflows, and the pure domain rules they decide with.
-    files: ['workflows/**/*.ts', 'domain/**/*.ts'],
+    files: ['workflows/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -73,6 +84,41 @@ export default tseslint.config(
       'no-restricted-properties': [
         'error',
         { object: 'Math', property: 'random', message: 'Use workflow uuid4() or deterministic inputs.' },
+      ],
+    },
+  },
+  {
+    files: ['lib/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: upward, message: 'lib/ is shared by every process: no upward imports.' }] },
+      ],
+    },
+  },
+  {
+    // Pure, workflow-safe rules: what workflows may import, and nothing with I/O.
+    files: ['domain/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: bannedInWorkflows.map((name) => ({
+            name,
+            message: 'domain/ holds pure rules that workflows import: no I/O, no Node built-ins.',
+          })),
+          patterns: [
+            {
+              group: [...upward, '**/lib/clients/**', '**/workflows/**'],
+              message: 'domain/ imports only other domain rules.',
+            },
+          ],
+        },
+      ],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Math', property: 'random', message: 'Rules are deterministic.' },
+        { object: 'Date', property: 'now', message: 'Rules take the time as an input.' },
       ],
     },
   },

@@ -7,24 +7,30 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Client } from '@temporalio/client';
 import type { Client as OpenSearch } from '@opensearch-project/opensearch';
 import type { Client as MinioClient } from 'minio';
-import type { DatabasePool } from 'slonik';
 import type { Config } from '../lib/config';
 import type { Health } from '../lib/clients/health';
-import type { Verifier } from '../lib/auth/verifier';
-import { devJwks } from '../lib/auth/dev-issuer';
+import type { Verifier } from './auth/verifier';
+import { devJwks } from './auth/dev-issuer';
 import { logger } from '../lib/logger';
 import auth from './plugins/auth';
 import errors from './plugins/errors';
 import metrics from './plugins/metrics';
 import openapi from './plugins/openapi';
-import { analyticsRoutes, type AnalyticsDeps } from './routes/analytics';
-import { billingRoutes, type BillingApiDeps } from './routes/billing';
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { DatabasePool } from 'slonik';
+import type { PaymentProvider } from '../domain/billing/payments';
+import type { PlanCatalog } from '../domain/billing/plans';
+import audit from './plugins/audit';
+import { analyticsRoutes } from './routes/analytics';
+import { artistRoutes } from './routes/artists';
 import { healthRoutes } from './routes/health';
+import { paymentMethodRoutes } from './routes/payment-methods';
 import { pingRoutes } from './routes/ping';
 import { searchRoutes } from './routes/search';
 import { trackRoutes } from './routes/tracks';
 import { uploadRoutes } from './routes/uploads';
 import { playTickRoutes, type TickPublisher } from './routes/play-ticks';
+import { subscriptionRoutes } from './routes/subscriptions';
 import { workflowRoutes } from './routes/workflows';
 import { Problem } from './schemas';
 
@@ -33,6 +39,8 @@ export interface RouteSummary {
   url: string;
   readonly public: boolean;
   readonly scopes: string[];
+  /** The audit action the route records, if it is one (api/plugins/audit.ts). */
+  readonly audit: string | undefined;
 }
 
 declare module 'fastify' {
@@ -42,7 +50,6 @@ declare module 'fastify' {
 }
 
 export interface CatalogApiDeps {
-  pool: DatabasePool;
   minio: MinioClient;
   signer: MinioClient;
   opensearch: OpenSearch;
@@ -52,12 +59,14 @@ export interface ApiDeps {
   config: Config;
   temporal: Client;
   verify: Verifier;
-  /** Read access for the analytics endpoints. */
-  analytics: AnalyticsDeps;
-  /** Payment methods and subscriptions: PostgreSQL (payment methods), the provider, the plan catalog. */
-  billing: Omit<BillingApiDeps, 'temporal'>;
+  /** PostgreSQL: the projections workflows keep current (reads), payment methods, the audit log. */
+  pool: DatabasePool;
+  /** ClickHouse: analytics reads. */
+  clickhouse: ClickHouseClient;
+  /** The payment provider (tokenising methods) and the plan catalog (quotes). */
+  payments: { provider: PaymentProvider; plans: PlanCatalog };
   /**
-   * Uploads, tracks, playback and search: PostgreSQL, MinIO (and a signer for its public address),
+   * Uploads, tracks, playback and search: MinIO (and a signer for the address clients reach it at) and
    * OpenSearch. Without them (a benchmark of other routes) those routes are not served.
    */
   catalog?: CatalogApiDeps;
@@ -105,6 +114,9 @@ export async function buildApp(deps: ApiDeps) {
         get scopes() {
           return route.config?.scopes ?? [];
         },
+        get audit() {
+          return route.config?.audit?.action;
+        },
       });
     }
   });
@@ -118,6 +130,7 @@ export async function buildApp(deps: ApiDeps) {
   await app.register(openapi);
   await app.register(metrics);
   await app.register(auth, { verify: deps.verify });
+  await app.register(audit, { pool: deps.pool });
   // Per token (its subject): after authentication, before validation; anonymous callers by address.
   await app.register(rateLimit, {
     hook: 'preValidation',
@@ -135,35 +148,37 @@ export async function buildApp(deps: ApiDeps) {
       devJwks(config.auth),
     );
   }
-  await app.register(workflowRoutes, { temporal: deps.temporal });
-  await app.register(pingRoutes, { temporal: deps.temporal });
-  await app.register(playTickRoutes, { publisher: deps.publisher });
-  await app.register(analyticsRoutes, deps.analytics);
-  await app.register(billingRoutes, { ...deps.billing, temporal: deps.temporal });
-  const { catalog } = deps;
-  if (!catalog) return app;
-  await app.register(uploadRoutes, {
-    prefix: '/v1',
-    pool: catalog.pool,
-    minio: catalog.minio,
-    signer: catalog.signer,
-    bucketPrefix: config.minio.bucketPrefix,
-    maxUploadBytes: config.catalog.maxUploadBytes,
-  });
-  await app.register(trackRoutes, {
-    prefix: '/v1',
-    temporal: deps.temporal,
-    pool: catalog.pool,
-    minio: catalog.minio,
-    signer: catalog.signer,
-    bucketPrefix: config.minio.bucketPrefix,
-    streamUrlTtlSeconds: config.catalog.streamUrlTtlSeconds,
-  });
-  await app.register(searchRoutes, {
-    prefix: '/v1',
-    pool: catalog.pool,
-    opensearch: catalog.opensearch,
-    indexPrefix: config.opensearch.indexPrefix,
-  });
+  // Every resource under /v1, one file a resource.
+  const { temporal, pool, clickhouse, payments } = deps;
+  const v1 = { prefix: '/v1' };
+  await app.register(workflowRoutes, { ...v1, temporal });
+  await app.register(pingRoutes, { ...v1, temporal });
+  await app.register(playTickRoutes, { ...v1, publisher: deps.publisher });
+  await app.register(analyticsRoutes, { ...v1, pool, clickhouse });
+  await app.register(artistRoutes, { ...v1, clickhouse });
+  await app.register(paymentMethodRoutes, { ...v1, pool, provider: payments.provider });
+  await app.register(subscriptionRoutes, { ...v1, temporal, pool, ...payments });
+  if (deps.catalog) {
+    const { minio, signer, opensearch } = deps.catalog;
+    const bucketPrefix = config.minio.bucketPrefix;
+    await app.register(uploadRoutes, {
+      ...v1,
+      pool,
+      minio,
+      signer,
+      bucketPrefix,
+      maxUploadBytes: config.catalog.maxUploadBytes,
+    });
+    await app.register(trackRoutes, {
+      ...v1,
+      temporal,
+      pool,
+      minio,
+      signer,
+      bucketPrefix,
+      streamUrlTtlSeconds: config.catalog.streamUrlTtlSeconds,
+    });
+    await app.register(searchRoutes, { ...v1, pool, opensearch, indexPrefix: config.opensearch.indexPrefix });
+  }
   return app;
 }

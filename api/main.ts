@@ -1,6 +1,7 @@
 import { Connection, Client } from '@temporalio/client';
+import { loadPlanCatalog } from '../lib/plans';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
-import { createVerifier } from '../lib/auth/verifier';
+import { createVerifier } from './auth/verifier';
 import { createClickHouse, clickHouseHealth } from '../lib/clients/clickhouse';
 import { createKafka, kafkaHealth } from '../lib/clients/kafka';
 import { createMinio, createMinioSigner, minioHealth } from '../lib/clients/minio';
@@ -9,9 +10,8 @@ import { createPostgresPool, postgresHealth } from '../lib/clients/postgres';
 import { cachedChecks } from '../lib/clients/health';
 import { temporalHealth } from '../lib/clients/temporal';
 import { config } from '../lib/config';
-import { PlayTickProducer } from '../lib/play-tick-producer';
-import { PlanCatalog } from '../lib/billing/plans';
-import { createPaymentProvider } from '../lib/payments';
+import { PlayTickProducer } from './lib/play-tick-producer';
+import { createPaymentProvider } from '../lib/clients/payments';
 import { setUpTracing } from '../lib/telemetry';
 import { childLogger } from '../lib/logger';
 import { buildApp } from './app';
@@ -33,19 +33,19 @@ async function main(): Promise<void> {
   const opensearch = createOpenSearch(cfg.opensearch);
   const minio = createMinio(cfg.minio);
   const kafka = createKafka(cfg.kafka, 'cadenza-api');
-  const publisher = new PlayTickProducer(kafka, 3000, cfg.kafka.topics.ticks);
+  const publisher = new PlayTickProducer(kafka, cfg.kafka.topics.ticks, 3000);
   const app = await buildApp({
     config: cfg,
     temporal,
     verify: await createVerifier(cfg.auth),
     publisher,
-    analytics: { pool: pg, clickhouse },
-    catalog: { pool: pg, minio, signer: createMinioSigner(cfg.minio), opensearch },
-    billing: {
-      pool: pg,
+    pool: pg,
+    clickhouse,
+    payments: {
       provider: createPaymentProvider(cfg.payments),
-      plans: PlanCatalog.load(cfg.billing.plansFile),
+      plans: loadPlanCatalog(cfg.billing.plansFile),
     },
+    catalog: { minio, signer: createMinioSigner(cfg.minio), opensearch },
     readiness: cachedChecks(() =>
       Promise.all([
         temporalHealth(connection),

@@ -1,18 +1,18 @@
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { buildApp } from '../api/app';
-import { mintDevToken } from '../lib/auth/dev-issuer';
-import { createVerifier } from '../lib/auth/verifier';
-import { PlanCatalog } from '../lib/billing/plans';
+import { mintDevToken } from '../api/auth/dev-issuer';
+import { createVerifier } from '../api/auth/verifier';
+import { PlanCatalog } from '../domain/billing/plans';
 import { createClickHouse } from '../lib/clients/clickhouse';
 import { createPostgresPool } from '../lib/clients/postgres';
 import { config } from '../lib/config';
-import { percentile } from '../lib/load/fleet';
-import { migrateClickHouse } from '../lib/migrate/clickhouse';
-import { migratePostgres } from '../lib/migrate/postgres';
-import { createPaymentProvider } from '../lib/payments';
-import { SCALES, type ScaleName } from '../lib/seed/generate';
-import { runSeed } from '../lib/seed/run';
+import { percentile } from '../scripts/load/fleet';
+import { migrateClickHouse } from '../sql/migrate/clickhouse';
+import { migratePostgres } from '../sql/migrate/postgres';
+import { createPaymentProvider } from '../lib/clients/payments';
+import { SCALES, type ScaleName } from '../scripts/seed/generate';
+import { runSeed } from '../scripts/seed/run';
 import { scratchDatabases } from '../stack/scratch';
 import { summary } from './report';
 
@@ -53,8 +53,9 @@ async function main(): Promise<void> {
       temporal,
       verify: await createVerifier(cfg.auth),
       publisher: { publish: async () => undefined },
-      analytics: { pool, clickhouse },
-      billing: { pool, provider: createPaymentProvider(cfg.payments), plans: PlanCatalog.load(undefined) },
+      pool,
+      clickhouse,
+      payments: { provider: createPaymentProvider(cfg.payments), plans: PlanCatalog.builtIn() },
       readiness: async () => [],
       log: false,
     });

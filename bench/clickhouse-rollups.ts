@@ -4,9 +4,9 @@ import { finished } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { createClickHouse } from '../lib/clients/clickhouse';
 import { config } from '../lib/config';
-import { clickHouseMigrations } from '../lib/migrate/clickhouse';
-import { ROW_COLUMNS, TickRows } from '../lib/play-tick-rows';
-import { FastRandom, Zipf } from '../lib/seed/random';
+import { clickHouseMigrations } from '../sql/migrate/clickhouse';
+import { ROW_COLUMNS, TickRows } from '../domain/play-ticks/rows';
+import { FastRandom, Zipf } from '../scripts/seed/random';
 import { scratchDatabases } from '../stack/scratch';
 import { summary } from './report';
 

@@ -4,23 +4,22 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { ROW_COLUMNS, TickRows } from '../lib/play-tick-rows';
+import { ROW_COLUMNS, TickRows } from '../domain/play-ticks/rows';
 import { parseArgs } from 'node:util';
-import { mintDevToken } from '../lib/auth/dev-issuer';
+import { mintDevToken } from '../api/auth/dev-issuer';
 import { ch, join } from '../lib/clickhouse-sql';
 import { createClickHouse } from '../lib/clients/clickhouse';
 import { config, type Config } from '../lib/config';
-import { percentile, runFleet } from '../lib/load/fleet';
-import { migrateClickHouse } from '../lib/migrate/clickhouse';
-import { TOPICS } from '../lib/migrate/kafka';
-import { generateDataset, generateTicks } from '../lib/seed/generate';
-import { TICK_COLUMNS, TsvRows } from '../lib/seed/load';
+import { percentile, runFleet } from '../scripts/load/fleet';
+import { migrateClickHouse } from '../sql/migrate/clickhouse';
+import { generateDataset, generateTicks } from '../scripts/seed/generate';
+import { TICK_COLUMNS, TsvRows } from '../scripts/seed/load';
 import { scratchDatabases, scratchTickPipeline } from '../stack/scratch';
 import { Registry } from 'prom-client';
 import { createPostgresPool } from '../lib/clients/postgres';
 import { logger } from '../lib/logger';
-import { PlayTickProducer } from '../lib/play-tick-producer';
-import type { PlayTick } from '../lib/play-ticks';
+import { PlayTickProducer } from '../api/lib/play-tick-producer';
+import type { PlayTick } from '../domain/play-ticks/ticks';
 import { PlayTickSink } from '../workers/sink/sink';
 import { SuppressionList } from '../workers/sink/suppressions';
 import { summary } from './report';
@@ -67,7 +66,7 @@ async function sinkOnlyRowsPerS(cfg: Config): Promise<number> {
   const pool = await createPostgresPool(pipe.config.postgres, 2);
   const clickhouse = createClickHouse(pipe.config.clickhouse);
   try {
-    const producer = new PlayTickProducer(pipe.kafka, 120_000, pipe.topics.ticks);
+    const producer = new PlayTickProducer(pipe.kafka, pipe.topics.ticks, 120_000);
     const opts = { scale: 'small' as const, seed: 11, now: new Date(), plays: 200_000 };
     let produced = 0;
     let chunk: PlayTick[] = [];
@@ -256,7 +255,7 @@ async function runningPipeline(cfg: Config): Promise<Target> {
  * cost ClickHouse more with each run (docs/BENCHMARKS.md).
  */
 async function ownPipeline(cfg: Config): Promise<Target> {
-  const pipe = await scratchTickPipeline(cfg, 'bench-e2e', TOPICS.playTicks.numPartitions);
+  const pipe = await scratchTickPipeline(cfg, 'bench-e2e', cfg.kafka.ticksPartitions);
   const ports = { api: 3911, sink: 3912 };
   const env = {
     ...process.env,

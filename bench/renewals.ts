@@ -10,12 +10,12 @@ import { SingleBar } from 'cli-progress';
 import pLimit from 'p-limit';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { PlanCatalog } from '../lib/billing/plans';
-import type { PlanTerms } from '../lib/billing/terms';
+import { PlanCatalog } from '../domain/billing/plans';
+import type { PlanTerms } from '../domain/billing/terms';
 import { createPostgresPool } from '../lib/clients/postgres';
 import { config, type Config } from '../lib/config';
-import { migratePostgres } from '../lib/migrate/postgres';
-import { createPaymentProvider } from '../lib/payments';
+import { migratePostgres } from '../sql/migrate/postgres';
+import { createPaymentProvider } from '../lib/clients/payments';
 import { stackContext } from '../stack/context';
 import { scratchDatabases } from '../stack/scratch';
 import { DEV_SERVER_TUNING, SEARCH_ATTRIBUTES } from '../stack/services/temporal';
@@ -184,7 +184,7 @@ async function storm(
 ): Promise<StormResult> {
   const { client, pool, sandboxPool, worker, healthPort } = deps;
   const n = people.length;
-  const terms = PlanCatalog.load(undefined).get('premium-individual') as PlanTerms;
+  const terms = PlanCatalog.builtIn().get('premium-individual') as PlanTerms;
   const ids = people.map(() => randomUUID());
   const userKey = defineSearchAttributeKey('CadenzaUserId', 'KEYWORD');
   const subKey = defineSearchAttributeKey('CadenzaSubscriptionId', 'KEYWORD');

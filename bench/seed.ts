@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
 import { createClickHouse } from '../lib/clients/clickhouse';
 import { config } from '../lib/config';
-import { migrateClickHouse } from '../lib/migrate/clickhouse';
-import { migratePostgres } from '../lib/migrate/postgres';
-import { runSeed } from '../lib/seed/run';
+import { migrateClickHouse } from '../sql/migrate/clickhouse';
+import { migratePostgres } from '../sql/migrate/postgres';
+import { runSeed } from '../scripts/seed/run';
 import { scratchDatabases } from '../stack/scratch';
 import { summary } from './report';
 

@@ -42,6 +42,8 @@ const variables = {
     .string()
     .regex(/^[\w.-]{1,200}$/)
     .default('play-ticks.dlq'),
+  /** Partitions of the play-ticks topic: a play's ticks stay ordered on one (keyed by play_id). */
+  CADENZA_KAFKA_TICKS_PARTITIONS: z.coerce.number().int().min(1).max(1000).default(6),
 
   CADENZA_CLICKHOUSE_URL: url.default('http://127.0.0.1:8123'),
   CADENZA_CLICKHOUSE_TCP_PORT: port.default(19000),
@@ -211,6 +213,7 @@ function build(env: Env) {
       port: kafka.port,
       controllerPort: env.CADENZA_KAFKA_CONTROLLER_PORT,
       topics: { ticks: env.CADENZA_KAFKA_TICKS_TOPIC, dlq: env.CADENZA_KAFKA_DLQ_TOPIC },
+      ticksPartitions: env.CADENZA_KAFKA_TICKS_PARTITIONS,
     },
     clickhouse: {
       url: env.CADENZA_CLICKHOUSE_URL,

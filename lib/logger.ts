@@ -3,7 +3,7 @@ import { config } from './config';
 
 /** The one logger. JSON lines to stdout; child loggers carry the component name. */
 export const logger: Logger = pino({
-  level: process.env.CADENZA_LOG_LEVEL ?? config().logLevel,
+  level: config().logLevel,
   base: { service: 'cadenza' },
   timestamp: pino.stdTimeFunctions.isoTime,
   redact: {

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { mintDevToken } from '../lib/auth/dev-issuer';
+import { mintDevToken } from '../api/auth/dev-issuer';
 import { createPostgresPool } from '../lib/clients/postgres';
 import { config } from '../lib/config';
 

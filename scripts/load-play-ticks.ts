@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { mintDevToken } from '../lib/auth/dev-issuer';
+import { mintDevToken } from '../api/auth/dev-issuer';
 import { config } from '../lib/config';
-import { percentile, runFleet } from '../lib/load/fleet';
+import { percentile, runFleet } from './load/fleet';
 
 /** npm run load:play-ticks -- --rate R --duration D --users U: a fleet of players against the running API. */
 async function main(): Promise<void> {

@@ -1,12 +1,12 @@
 import { createKafka } from '../lib/clients/kafka';
 import { createMinio } from '../lib/clients/minio';
-import { createOpenSearch } from '../lib/clients/opensearch';
+import { createOpenSearch, SEARCH_VERSION } from '../lib/clients/opensearch';
 import { config } from '../lib/config';
-import { migrateClickHouse } from '../lib/migrate/clickhouse';
-import { migrateKafka } from '../lib/migrate/kafka';
-import { migrateMinio } from '../lib/migrate/minio';
-import { migrateOpenSearch, searchIndicesBehind, SEARCH_VERSION } from '../lib/migrate/opensearch';
-import { migratePostgres } from '../lib/migrate/postgres';
+import { migrateClickHouse } from '../sql/migrate/clickhouse';
+import { migrateKafka } from '../sql/migrate/kafka';
+import { migrateMinio } from '../sql/migrate/minio';
+import { migrateOpenSearch, searchIndicesBehind } from '../sql/migrate/opensearch';
+import { migratePostgres } from '../sql/migrate/postgres';
 import { createPostgresPool } from '../lib/clients/postgres';
 import { rebuildSearch } from '../activities/catalog/reindex';
 
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     await opensearch.close();
   }
   report('minio', await migrateMinio(createMinio(cfg.minio), { prefix: cfg.minio.bucketPrefix }));
-  report('kafka', await migrateKafka(createKafka(cfg.kafka, 'cadenza-migrate')));
+  report('kafka', await migrateKafka(createKafka(cfg.kafka, 'cadenza-migrate'), cfg.kafka));
 }
 
 main().catch((err: Error) => {

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { config } from '../lib/config';
-import { SCALES, type ScaleName } from '../lib/seed/generate';
-import { runSeed } from '../lib/seed/run';
+import { SCALES, type ScaleName } from './seed/generate';
+import { runSeed } from './seed/run';
 
 const usage = `usage: npm run seed -- [--scale small|medium|large] [--plays N] [--seed S] [--now ISO] [--via kafka|clickhouse] [--if-empty]
   small sends its ticks through Kafka like production traffic (the sink loads them into ClickHouse);

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { mintDevToken } from '../lib/auth/dev-issuer';
-import { parseScopes, SCOPES } from '../lib/auth/scopes';
+import { mintDevToken } from '../api/auth/dev-issuer';
+import { parseScopes, SCOPES } from '../api/auth/scopes';
 import { config } from '../lib/config';
 
 /** npm run token -- --sub <id> --scopes a,b [--ttl seconds]: a bearer token from the development issuer. */

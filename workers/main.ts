@@ -1,16 +1,16 @@
 import http from 'node:http';
+import { loadPlanCatalog } from '../lib/plans';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createActivities } from '../activities';
-import { PlanCatalog } from '../lib/billing/plans';
 import { createClickHouse } from '../lib/clients/clickhouse';
 import { createMinio } from '../lib/clients/minio';
 import { createOpenSearch } from '../lib/clients/opensearch';
 import { createPostgresPool } from '../lib/clients/postgres';
 import { config } from '../lib/config';
-import { createPaymentProvider } from '../lib/payments';
+import { createPaymentProvider } from '../lib/clients/payments';
 import { childLogger } from '../lib/logger';
 import { setUpTracing } from '../lib/telemetry';
 import { traceWorkflows, tracingWorkerOptions } from './interceptors';
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     billing: {
       pool,
       provider: createPaymentProvider(cfg.payments),
-      plans: PlanCatalog.load(cfg.billing.plansFile),
+      plans: loadPlanCatalog(cfg.billing.plansFile),
     },
     catalog: {
       pool,

@@ -1,9 +1,9 @@
 import { ApplicationFailure, log } from '@temporalio/activity';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import type { PlanCatalog } from '../../lib/billing/plans';
-import type { PlanTerms, SubscriptionStatus } from '../../lib/billing/terms';
-import { ProviderRequestError, type ChargeResult, type PaymentProvider } from '../../lib/payments/provider';
+import type { PlanCatalog } from '../../domain/billing/plans';
+import type { PlanTerms, SubscriptionStatus } from '../../domain/billing/terms';
+import { ProviderRequestError, type ChargeResult, type PaymentProvider } from '../../domain/billing/payments';
 
 /**
  * Billing activities of the subscription workflow. Each is idempotent: charges carry the workflow's

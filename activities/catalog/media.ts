@@ -23,7 +23,7 @@ import {
   type Rejection,
 } from '../../domain/catalog/audio';
 import { derivedCoverKey, derivedRenditionKey, uploadKey } from '../../domain/catalog/keys';
-import { bucketName } from '../../lib/migrate/minio';
+import { bucketName } from '../../lib/clients/minio';
 import { CatalogFailure } from '../../workflows/catalog/contract';
 import { ffmpegError, FfmpegAborted, probeImage, runFfmpeg } from './ffmpeg';
 

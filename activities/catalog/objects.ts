@@ -8,7 +8,7 @@ import {
   trackPrefix,
   uploadKey,
 } from '../../domain/catalog/keys';
-import { bucketName, type Bucket } from '../../lib/migrate/minio';
+import { bucketName, type Bucket } from '../../lib/clients/minio';
 
 /**
  * Objects of ingestion: promotion from `staging` to `audio` and `covers` under the track's deterministic

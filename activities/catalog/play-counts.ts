@@ -3,10 +3,10 @@ import type { Client as OpenSearch } from '@opensearch-project/opensearch';
 import { heartbeat } from '@temporalio/activity';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { ROYALTY_MIN_TICKS } from '../../lib/analytics/queries';
+import { ROYALTY_MIN_TICKS } from '../../api/queries/analytics';
 import { ch, type ChFragment } from '../../lib/clickhouse-sql';
 import { chCount, chRows } from '../../lib/clients/clickhouse';
-import { indexAlias } from '../../lib/migrate/opensearch';
+import { indexAlias } from '../../lib/clients/opensearch';
 import { idIn, readDocuments, writeDocuments } from './search-documents';
 
 /**

@@ -3,7 +3,7 @@ import type { Client as OpenSearch } from '@opensearch-project/opensearch';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { ch } from '../../lib/clickhouse-sql';
-import { indexAlias } from '../../lib/migrate/opensearch';
+import { indexAlias } from '../../lib/clients/opensearch';
 import { deleteDocuments, idIn, readDocuments, writeDocuments } from './search-documents';
 
 /**

@@ -2,15 +2,8 @@ import type { Client as OpenSearch } from '@opensearch-project/opensearch';
 import { Context } from '@temporalio/activity';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import {
-  aliasTarget,
-  indexAlias,
-  putSearchTemplates,
-  SEARCH_INDICES,
-  swapAlias,
-  versionedIndex,
-  type SearchIndex,
-} from '../../lib/migrate/opensearch';
+import { indexAlias, SEARCH_INDICES, versionedIndex, type SearchIndex } from '../../lib/clients/opensearch';
+import { aliasTarget, putSearchTemplates, swapAlias } from '../../sql/migrate/opensearch';
 import { deleteDocuments, idAfter, idIn, readDocuments, writeDocuments } from './search-documents';
 
 /**

@@ -1,7 +1,7 @@
 import type { Client as OpenSearch } from '@opensearch-project/opensearch';
 import { sql, type CommonQueryMethods, type FragmentSqlToken } from 'slonik';
 import { z } from 'zod';
-import type { SearchIndex } from '../../lib/migrate/opensearch';
+import type { SearchIndex } from '../../lib/clients/opensearch';
 
 /**
  * Search documents are built from PostgreSQL, the catalog's source of truth, one way for every writer

@@ -1,4 +1,4 @@
-import type { Principal, Scope } from '../../lib/auth/scopes';
+import type { Principal, Scope } from '../auth/scopes';
 import { ForbiddenError, NotFoundError, ValidationError } from '../../lib/errors';
 
 /**

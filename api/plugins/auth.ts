@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin';
-import type { Scope, Principal } from '../../lib/auth/scopes';
-import type { Verifier } from '../../lib/auth/verifier';
+import type { Scope, Principal } from '../auth/scopes';
+import type { Verifier } from '../auth/verifier';
 import { ForbiddenError } from '../../lib/errors';
 
 declare module 'fastify' {

@@ -1,4 +1,4 @@
-import { indexAlias, type SearchIndex } from '../../lib/migrate/opensearch';
+import { indexAlias, type SearchIndex } from '../../lib/clients/opensearch';
 
 /**
  * Search requests to OpenSearch, as plain request bodies (tested on their own and against a fixed corpus).

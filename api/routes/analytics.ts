@@ -1,19 +1,18 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { z } from 'zod';
 import type { DatabasePool } from 'slonik';
-import { accountSharing, premiumUsersIn } from '../../lib/analytics/postgres';
+import { accountSharing, premiumUsersIn } from '../queries/analytics-postgres';
 import {
-  artistDailyPlays,
-  artistTotals,
   campaignAttribution,
   earlyChurn,
   rapidSkips,
   retentionCohorts,
   topCountriesByPlays,
-} from '../../lib/analytics/queries';
+} from '../queries/analytics';
 import type { ChFragment } from '../../lib/clickhouse-sql';
-import { ForbiddenError, ValidationError } from '../../lib/errors';
+import { chCount, chRows } from '../../lib/clients/clickhouse';
 import { withProblems } from '../schemas';
 
 /**
@@ -44,11 +43,10 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsDeps> = async (
   app,
   { pool, clickhouse },
 ) => {
-  const rows = async <T>(q: ChFragment) =>
-    (await clickhouse.query({ query: q.text, format: 'JSONEachRow' })).json<T>();
+  const rows = <S extends z.ZodTypeAny>(q: ChFragment, row: S) => chRows(clickhouse, q, row);
 
   app.get(
-    '/v1/analytics/premium-top-countries',
+    '/analytics/premium-top-countries',
     {
       config: business,
       schema: {
@@ -65,8 +63,9 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsDeps> = async (
     },
     async (request) => {
       const from = new Date(atOf(request.query.at).getTime() - request.query.days * DAY);
-      const countries = (await rows<{ country: string; plays: string }>(topCountriesByPlays(from))).map(
-        (r) => ({ country: r.country, plays: Number(r.plays) }),
+      const countries = await rows(
+        topCountriesByPlays(from),
+        z.object({ country: z.string(), plays: chCount }),
       );
       const users = await premiumUsersIn(
         pool,
@@ -77,7 +76,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsDeps> = async (
   );
 
   app.get(
-    '/v1/analytics/account-sharing',
+    '/analytics/account-sharing',
     {
       config: business,
       schema: {
@@ -100,7 +99,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsDeps> = async (
   );
 
   app.get(
-    '/v1/analytics/early-churn',
+    '/analytics/early-churn',
     {
       config: business,
       schema: {
@@ -119,21 +118,16 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsDeps> = async (
     },
     async (request) => {
       const from = new Date(atOf(request.query.at).getTime() - request.query.days * DAY);
-      const found = await rows<{ user_id: string; total_plays: string; short_plays: string }>(
+      const users = await rows(
         earlyChurn(from),
+        z.object({ user_id: z.string(), total_plays: chCount, short_plays: chCount }),
       );
-      return {
-        users: found.map((r) => ({
-          user_id: r.user_id,
-          total_plays: Number(r.total_plays),
-          short_plays: Number(r.short_plays),
-        })),
-      };
+      return { users };
     },
   );
 
   app.get(
-    '/v1/analytics/bot-suspects',
+    '/analytics/bot-suspects',
     {
       config: business,
       schema: {
@@ -152,16 +146,16 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsDeps> = async (
       },
     },
     async (request) => {
-      const found = await rows<{ play_id: string; track_id: string; started_at: string; listened_s: string }>(
+      const plays = await rows(
         rapidSkips(request.query.userId, atOf(request.query.at)),
+        z.object({ play_id: z.string(), track_id: z.string(), started_at: z.string(), listened_s: chCount }),
       );
-      const plays = found.map((r) => ({ ...r, listened_s: Number(r.listened_s) }));
       return { userId: request.query.userId, rapidSkips: plays.length, plays };
     },
   );
 
   app.get(
-    '/v1/analytics/retention-cohorts',
+    '/analytics/retention-cohorts',
     {
       config: business,
       schema: {
@@ -182,15 +176,16 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsDeps> = async (
     },
     async (request) => {
       const from = new Date(atOf(request.query.at).getTime() - request.query.days * DAY);
-      const found = await rows<{ cohort_date: string; activity_date: string; active_users: string }>(
+      const cells = await rows(
         retentionCohorts(from),
+        z.object({ cohort_date: z.string(), activity_date: z.string(), active_users: chCount }),
       );
-      return { cells: found.map((r) => ({ ...r, active_users: Number(r.active_users) })) };
+      return { cells };
     },
   );
 
   app.get(
-    '/v1/analytics/campaign-attribution',
+    '/analytics/campaign-attribution',
     {
       config: business,
       schema: {
@@ -211,69 +206,16 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsDeps> = async (
       },
     },
     async () => {
-      const found = await rows<{
-        campaign_id: string;
-        artist_id: string;
-        track_id: string;
-        plays_during_campaign: string;
-      }>(campaignAttribution());
-      return { rows: found.map((r) => ({ ...r, plays_during_campaign: Number(r.plays_during_campaign) })) };
-    },
-  );
-
-  app.get(
-    '/v1/artists/:id/stats',
-    {
-      config: { scopes: ['creator', 'operator'] },
-      schema: {
-        tags: ['analytics'],
-        summary:
-          "Creator stats: plays per day and country, unique listeners, royalty-bearing plays (the artist's own creator token, or operator)",
-        params: Type.Object({ id: Uuid }),
-        querystring: Type.Object({
-          from: Type.String({ format: 'date' }),
-          to: Type.String({ format: 'date' }),
+      const found = await rows(
+        campaignAttribution(),
+        z.object({
+          campaign_id: z.string(),
+          artist_id: z.string(),
+          track_id: z.string(),
+          plays_during_campaign: chCount,
         }),
-        response: withProblems({
-          200: Type.Object({
-            artistId: Uuid,
-            from: Type.String(),
-            to: Type.String(),
-            uniqueListeners: Count,
-            royaltyBearingPlays: Count,
-            daily: Type.Array(Type.Object({ day: Type.String(), country: Type.String(), plays: Count })),
-          }),
-        }),
-      },
-    },
-    async (request) => {
-      const { id } = request.params;
-      const p = request.principal;
-      if (!p.scopes.includes('operator') && p.sub.toLowerCase() !== id.toLowerCase()) {
-        throw new ForbiddenError("A creator token sees its own artist's stats only.");
-      }
-      const from = new Date(`${request.query.from}T00:00:00Z`);
-      const to = new Date(`${request.query.to}T00:00:00Z`);
-      if (to < from)
-        throw new ValidationError('`to` is before `from`', [
-          { field: 'querystring.to', message: 'must not be before from' },
-        ]);
-      if (to.getTime() - from.getTime() > 366 * DAY)
-        throw new ValidationError('at most a year at a time', [
-          { field: 'querystring.to', message: 'at most 366 days after from' },
-        ]);
-      const [daily, [totals]] = await Promise.all([
-        rows<{ day: string; country: string; plays: string }>(artistDailyPlays(id, from, to)),
-        rows<{ unique_listeners: string; royalty_bearing_plays: string }>(artistTotals(id, from, to)),
-      ]);
-      return {
-        artistId: id,
-        from: request.query.from,
-        to: request.query.to,
-        uniqueListeners: Number(totals?.unique_listeners ?? 0),
-        royaltyBearingPlays: Number(totals?.royalty_bearing_plays ?? 0),
-        daily: daily.map((r) => ({ ...r, plays: Number(r.plays) })),
-      };
+      );
+      return { rows: found };
     },
   );
 };

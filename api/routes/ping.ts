@@ -6,13 +6,17 @@ import type { Duration } from '@temporalio/common';
 import type { ping } from '../../workflows';
 import { idempotencyKey, startOnce } from '../lib/start';
 import { IdempotencyHeaders, Started, withProblems } from '../schemas';
+import { PING_WORKFLOW, TASK_QUEUE, pingWorkflowId } from '../../workflows/ops/contract';
 
 /** Starts the trivial `ping` workflow: proves API → Temporal → worker → activity end to end. */
 export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async (app, { temporal }) => {
   app.post(
-    '/v1/ping',
+    '/ping',
     {
-      config: { scopes: ['operator', 'service'] },
+      config: {
+        scopes: ['operator', 'service'],
+        audit: { action: 'ping.start', subject: () => ({ type: 'workflow', id: 'ping' }) },
+      },
       schema: {
         tags: ['workflows'],
         summary: 'Start a ping workflow',
@@ -32,9 +36,9 @@ export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async
     },
     async (request, reply) => {
       const key = idempotencyKey(request.headers['idempotency-key']) ?? randomUUID();
-      const started = await startOnce<typeof ping>(temporal, 'ping', {
-        workflowId: `ping-${key}`,
-        taskQueue: 'ops',
+      const started = await startOnce<typeof ping>(temporal, PING_WORKFLOW, {
+        workflowId: pingWorkflowId(key),
+        taskQueue: TASK_QUEUE,
         args: [
           {
             token: request.body.token,
@@ -43,6 +47,7 @@ export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async
           },
         ],
       });
+      request.auditSubject = { type: 'workflow', id: started.workflowId };
       return reply.code(202).header('location', started.statusUrl).send(started);
     },
   );

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { tickProblem, type PlayTick } from '../../lib/play-ticks';
+import { tickProblem, type PlayTick } from '../../domain/play-ticks/ticks';
 import { withProblems } from '../schemas';
 
 export interface TickPublisher {
@@ -19,7 +19,7 @@ export const playTickRoutes: FastifyPluginAsyncTypebox<{ publisher: TickPublishe
   { publisher },
 ) => {
   app.post(
-    '/v1/play-ticks',
+    '/play-ticks',
     {
       config: { scopes: ['listener', 'service'] },
       schema: {

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Client as OpenSearch } from '@opensearch-project/opensearch';
 import type { DatabasePool } from 'slonik';
-import type { Principal } from '../../lib/auth/scopes';
+import type { Principal } from '../auth/scopes';
 import { listenerById } from '../queries/catalog';
 import {
   searchRequest,

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
@@ -6,8 +6,7 @@ import type { Client as MinioClient } from 'minio';
 import type { DatabasePool } from 'slonik';
 import { qualitiesFor, QUALITIES, type Quality } from '../../domain/catalog/audio';
 import { uploadKey } from '../../domain/catalog/keys';
-import type { Principal } from '../../lib/auth/scopes';
-import { recordAudit } from '../../lib/audit';
+import type { Principal } from '../auth/scopes';
 import {
   CadenzaError,
   ConflictError,
@@ -16,7 +15,7 @@ import {
   ValidationError,
   problemType,
 } from '../../lib/errors';
-import { bucketName } from '../../lib/migrate/minio';
+import { bucketName } from '../../lib/clients/minio';
 import type { trackChange, trackIngestion } from '../../workflows';
 import {
   ingestionProgress,
@@ -327,30 +326,44 @@ export const trackRoutes: FastifyPluginAsyncTypebox<TrackApiDeps> = async (app, 
   }
 
   async function startChange(
-    request: { principal: Principal; headers: Record<string, unknown>; id: string },
+    request: { headers: Record<string, unknown>; auditDetails: Record<string, unknown> | null },
     trackId: string,
     change: TrackChange,
   ) {
     const key = idempotencyKey(request.headers['idempotency-key'] as string | undefined) ?? randomUUID();
-    const workflowId = trackChangeWorkflowId(trackId, key.replace(/[^A-Za-z0-9._:-]/g, '-'));
+    const workflowId = trackChangeWorkflowId(trackId, key);
+    // The key is bound to its request: the run remembers a hash of the change it was started for.
+    const requestHash = createHash('sha256').update(JSON.stringify(change)).digest('hex');
     const started = await startOnce<typeof trackChange>(temporal, 'trackChange', {
       taskQueue: TASK_QUEUE,
       workflowId,
       args: [{ trackId, change }],
+      memo: { requestHash },
       typedSearchAttributes: [{ key: SEARCH.trackId, value: trackId }],
     });
-    if (actsForAnyone(request.principal, ['operator', 'compliance'])) {
-      await recordAudit(pool, {
-        actor: request.principal.sub,
-        action: `catalog.${change.kind}`,
-        subjectType: 'track',
-        subjectId: trackId,
-        requestId: request.id,
-        details: { workflowId, ...(change.kind === 'takedown' ? { reason: change.reason } : {}) },
-      });
+    if (started.existing) {
+      const { memo } = await temporal.workflow.getHandle(workflowId).describe();
+      if (memo?.requestHash !== requestHash) {
+        throw new CadenzaError(
+          'idempotency-key-reused',
+          422,
+          'Idempotency-Key reused',
+          'This Idempotency-Key was used for another change of this track.',
+        );
+      }
     }
+    request.auditDetails = { workflowId, ...(change.kind === 'takedown' ? { reason: change.reason } : {}) };
     return { trackId, ...started, statusUrl: `/v1/tracks/${trackId}` };
   }
+
+  /** Catalog changes and cancellations are actions someone answers for: one audit entry each. */
+  const audited = (action: string) => ({
+    action,
+    subject: (request: { params: unknown }) => ({
+      type: 'track',
+      id: (request.params as { trackId: string }).trackId,
+    }),
+  });
 
   app.post(
     '/tracks',
@@ -471,7 +484,7 @@ export const trackRoutes: FastifyPluginAsyncTypebox<TrackApiDeps> = async (app, 
   app.post(
     '/tracks/:trackId/cancel',
     {
-      config: { scopes: ['creator', 'operator'] },
+      config: { scopes: ['creator', 'operator'], audit: audited('catalog.ingestion.cancel') },
       schema: {
         tags: ['catalog'],
         summary: 'Cancel an ingestion before publication (everything it made is taken back)',
@@ -503,15 +516,6 @@ export const trackRoutes: FastifyPluginAsyncTypebox<TrackApiDeps> = async (app, 
           if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`No ingestion ${trackId}.`);
           throw err;
         });
-      if (actsForAnyone(request.principal, ['operator'])) {
-        await recordAudit(pool, {
-          actor: request.principal.sub,
-          action: 'catalog.ingestion.cancel',
-          subjectType: 'track',
-          subjectId: trackId,
-          requestId: request.id,
-        });
-      }
       return reply.code(202).send({ trackId, status: 'canceling' as const });
     },
   );
@@ -519,7 +523,7 @@ export const trackRoutes: FastifyPluginAsyncTypebox<TrackApiDeps> = async (app, 
   app.patch(
     '/tracks/:trackId',
     {
-      config: { scopes: ['creator', 'operator'] },
+      config: { scopes: ['creator', 'operator'], audit: audited('catalog.edit') },
       schema: {
         tags: ['catalog'],
         summary: 'Edit a track (title, explicit flag, genres, territories); search and analytics follow',
@@ -565,7 +569,7 @@ export const trackRoutes: FastifyPluginAsyncTypebox<TrackApiDeps> = async (app, 
   app.post(
     '/tracks/:trackId/takedown',
     {
-      config: { scopes: ['operator', 'compliance', 'creator'] },
+      config: { scopes: ['operator', 'compliance', 'creator'], audit: audited('catalog.takedown') },
       schema: {
         tags: ['catalog'],
         summary:
@@ -594,7 +598,7 @@ export const trackRoutes: FastifyPluginAsyncTypebox<TrackApiDeps> = async (app, 
   app.post(
     '/tracks/:trackId/restore',
     {
-      config: { scopes: ['operator', 'compliance', 'creator'] },
+      config: { scopes: ['operator', 'compliance', 'creator'], audit: audited('catalog.restore') },
       schema: {
         tags: ['catalog'],
         summary: 'Restore a taken-down track (creators: only what they withdrew themselves)',

@@ -57,7 +57,7 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
   };
 
   app.get(
-    '/v1/workflows/:id',
+    '/workflows/:id',
     {
       config: { scopes: ['operator'] },
       schema: {
@@ -98,7 +98,7 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
   );
 
   app.get(
-    '/v1/workflows',
+    '/workflows',
     {
       config: { scopes: ['operator'] },
       schema: {
@@ -149,9 +149,15 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
   );
 
   app.post(
-    '/v1/workflows/:id/cancel',
+    '/workflows/:id/cancel',
     {
-      config: { scopes: ['operator'] },
+      config: {
+        scopes: ['operator'],
+        audit: {
+          action: 'workflow.cancel',
+          subject: (request) => ({ type: 'workflow', id: (request.params as { id: string }).id }),
+        },
+      },
       schema: {
         tags: ['workflows'],
         summary: 'Request cancellation of a running workflow',

@@ -2,7 +2,7 @@
  * What the catalog accepts as audio, and the ladder it streams. Pure and dependency-free: the ingestion
  * workflow decides with these rules (DESIGN §2), so no clock, no I/O, no Node built-ins.
  */
-import { CatalogFailure } from '../../workflows/catalog/contract';
+import { CatalogFailure } from './failures';
 
 export const AUDIO_FORMATS = ['flac', 'wav', 'mp3', 'ogg'] as const;
 export type AudioFormat = (typeof AUDIO_FORMATS)[number];

@@ -2,6 +2,21 @@ import { Client } from 'minio';
 import type { Config } from '../config';
 import { measureHealth, type Health } from './health';
 
+/** Cadenza's buckets, all private (no bucket policy: only signed requests reach them). */
+export const BUCKETS = [
+  'staging',
+  'audio',
+  'covers',
+  'royalties',
+  'exports',
+  'compliance',
+  'backups',
+] as const;
+export type Bucket = (typeof BUCKETS)[number];
+
+/** A bucket's name under the configured prefix (CADENZA_MINIO_BUCKET_PREFIX). */
+export const bucketName = (bucket: Bucket, prefix = '') => `${prefix}${bucket}`;
+
 export function createMinio(m: Config['minio']): Client {
   return new Client({
     endPoint: m.endPoint,

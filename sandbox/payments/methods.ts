@@ -1,4 +1,4 @@
-import type { TestMethod } from '../../lib/payments/provider';
+import type { TestMethod } from '../../domain/billing/payments';
 
 /**
  * What each documented test payment method does to a charge or authorization (README "Payments sandbox"):

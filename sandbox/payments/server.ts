@@ -4,7 +4,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyRequest } f
 import type { Logger } from 'pino';
 import { sql, UniqueIntegrityConstraintViolationError, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { TEST_METHODS } from '../../lib/payments/provider';
+import { TEST_METHODS } from '../../domain/billing/payments';
 import { METHODS } from './methods';
 
 /**
@@ -103,14 +103,14 @@ const SettingsBody = z
   .partial()
   .strict();
 
-// Schemas type the rows (slonik does not parse them here): bigint columns arrive as BigInt, exact.
+// Schemas type the rows, and the pool checks every row against them: int8 arrives as an exact number.
 const ChargeRow = z.object({
   id: z.string(),
   idempotency_key: z.string(),
   fingerprint: z.string(),
   kind: z.enum(['charge', 'authorization']),
   token: z.string(),
-  amount_minor: z.bigint(),
+  amount_minor: z.number().int(),
   currency: z.string(),
   status: z.enum(['processing', 'server_error', 'succeeded', 'declined']),
   decline_code: z.string().nullable(),
@@ -127,7 +127,7 @@ const RefundRow = z.object({
   id: z.string(),
   fingerprint: z.string(),
   charge_id: z.string(),
-  amount_minor: z.bigint(),
+  amount_minor: z.number().int(),
 });
 
 /** The answer a settled charge or authorization gives, first time and on every replay. */
@@ -359,11 +359,11 @@ export function buildSandbox({ pool, settings: initial, log }: SandboxDeps) {
               `${charge.id} is not a succeeded charge`,
             );
           const refunded = await tx.oneFirst(
-            sql.type(z.object({ sum: z.bigint() }))`
+            sql.type(z.object({ sum: z.number().int() }))`
               SELECT coalesce(sum(amount_minor), 0)::int8 AS sum FROM refunds WHERE charge_id = ${charge.id}`,
           );
           const remainder = charge.amount_minor - refunded;
-          if (BigInt(body.amount) > remainder)
+          if (body.amount > remainder)
             throw new ApiError(
               400,
               'invalid_request_error',
@@ -396,7 +396,7 @@ export function buildSandbox({ pool, settings: initial, log }: SandboxDeps) {
         }),
         req.query,
       );
-      const rows = await pool.any(sql.type(ChargeRow.extend({ amount_refunded: z.bigint() }))`
+      const rows = await pool.any(sql.type(ChargeRow.extend({ amount_refunded: z.number().int() }))`
         SELECT ${chargeColumns},
                (SELECT coalesce(sum(r.amount_minor), 0)::int8 FROM refunds r WHERE r.charge_id = charges.id) AS amount_refunded
         FROM charges

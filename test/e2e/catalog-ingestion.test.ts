@@ -3,8 +3,8 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { upcFor } from '../../lib/seed/codes';
-import { bucketName } from '../../lib/migrate/minio';
+import { upcFor } from '../../scripts/seed/codes';
+import { bucketName } from '../../lib/clients/minio';
 import { uploadKey } from '../../domain/catalog/keys';
 import { CatalogFailure } from '../../workflows/catalog/contract';
 import { audioDir, flacClaiming, makeAudio, makeImage, truncated } from '../helpers/audio';
@@ -61,7 +61,8 @@ describe('track ingestion end to end (API → workflow → ffmpeg → stores →
     workers = await catalogWorkers(s.cfg, s.deps);
     app = await testApp(s.cfg, {
       temporal: workers.client,
-      catalog: { pool: s.pool, minio: s.minio, signer: s.signer, opensearch: s.opensearch },
+      pool: s.pool,
+      catalog: { minio: s.minio, signer: s.signer, opensearch: s.opensearch },
     });
     artistId = await newArtist(s.pool, 'Aurora Vale');
     creator = await tokenFor(s.cfg, artistId, ['creator']);
@@ -333,18 +334,17 @@ describe('track ingestion end to end (API → workflow → ffmpeg → stores →
       { 'idempotency-key': 'edit-1' },
     );
     await changed(edit, 'available');
-    // The same Idempotency-Key is the same change: it is not started again.
-    expect(
-      (
-        await call(
-          creator,
-          'PATCH',
-          `/v1/tracks/${trackId}`,
-          { title: 'Saffron Tides', genres: ['jazz'] },
-          { 'idempotency-key': 'edit-1' },
-        )
-      ).json().existing,
-    ).toBe(true);
+    // The same Idempotency-Key is the same change: it is not started again; with another change it is refused.
+    const repeat = (title: string) =>
+      call(
+        creator,
+        'PATCH',
+        `/v1/tracks/${trackId}`,
+        { title, genres: ['jazz'] },
+        { 'idempotency-key': 'edit-1' },
+      );
+    expect((await repeat('Saffron Tides')).json().existing).toBe(true);
+    expect((await repeat('Something Else')).statusCode).toBe(422);
     expect(await until(trackId, (t) => t.title === 'Saffron Tides', 5000)).toMatchObject({
       genres: ['jazz'],
     });

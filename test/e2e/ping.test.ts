@@ -3,9 +3,13 @@ import type { FastifyInstance } from 'fastify';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
+import { sql, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import { createPostgresPool } from '../../lib/clients/postgres';
 import type { Config } from '../../lib/config';
 import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
 import { testConfig, workflowBundle, workflowSinks } from '../helpers/env';
+import { TASK_QUEUE, pingWorkflowId } from '../../workflows/ops/contract';
 
 /** API → Temporal dev server → worker → activity → API reports the result. */
 describe('ping end to end', () => {
@@ -15,15 +19,25 @@ describe('ping end to end', () => {
   let worker: Worker;
   let running: Promise<void>;
   let token: string;
+  let pool: DatabasePool;
+
+  /** The audit entries one API request wrote (by its request ID). */
+  const auditOf = (requestId: string) =>
+    pool.any(sql.type(z.object({ actor: z.string(), action: z.string(), subject_id: z.string() }))`
+      SELECT actor, action, subject_id FROM audit_log WHERE request_id = ${requestId}`);
 
   beforeAll(async () => {
     cfg = withTempIssuer(testConfig());
     connection = await Connection.connect({ address: cfg.temporal.address });
-    app = await testApp(cfg, { temporal: new Client({ connection, namespace: cfg.temporal.namespace }) });
+    pool = await createPostgresPool(cfg.postgres, 2);
+    app = await testApp(cfg, {
+      temporal: new Client({ connection, namespace: cfg.temporal.namespace }),
+      pool,
+    });
     worker = await Worker.create({
       connection: await NativeConnection.connect({ address: cfg.temporal.address }),
       namespace: cfg.temporal.namespace,
-      taskQueue: 'ops',
+      taskQueue: TASK_QUEUE,
       workflowBundle: await workflowBundle(),
       sinks: workflowSinks(),
       activities: createActivities(),
@@ -37,6 +51,7 @@ describe('ping end to end', () => {
     await running;
     await app?.close();
     await connection?.close();
+    await pool?.end();
   });
 
   async function waitForStatus(id: string, status: string) {
@@ -59,14 +74,17 @@ describe('ping end to end', () => {
     expect(res.statusCode).toBe(202);
     const started = res.json();
     expect(started).toMatchObject({
-      workflowId: `ping-${key}`,
+      workflowId: pingWorkflowId(key),
       existing: false,
-      statusUrl: `/v1/workflows/ping-${key}`,
+      statusUrl: `/v1/workflows/${pingWorkflowId(key)}`,
     });
     expect(res.headers.location).toBe(started.statusUrl);
+    expect(await auditOf(res.headers['x-request-id'] as string)).toEqual([
+      { actor: 'ops-1', action: 'ping.start', subject_id: started.workflowId },
+    ]);
 
     const done = await waitForStatus(started.workflowId, 'COMPLETED');
-    expect(done).toMatchObject({ type: 'ping', taskQueue: 'ops', runId: started.runId });
+    expect(done).toMatchObject({ type: 'ping', taskQueue: TASK_QUEUE, runId: started.runId });
     expect(done.result).toEqual({ token: 'hello', answeredBy: 'ops/5', activityAttempt: 1 });
 
     const list = await app.inject({
@@ -115,6 +133,17 @@ describe('ping end to end', () => {
     });
     expect(cancel.statusCode).toBe(202);
     await waitForStatus(started.workflowId, 'CANCELLED');
+    // The operator's cancel leaves exactly one trace; a refused one (unknown run) leaves none.
+    expect(await auditOf(cancel.headers['x-request-id'] as string)).toEqual([
+      { actor: 'ops-1', action: 'workflow.cancel', subject_id: started.workflowId },
+    ]);
+    const unknown = await app.inject({
+      method: 'POST',
+      url: `/v1/workflows/nope-${randomUUID()}/cancel`,
+      headers: bearer(token),
+    });
+    expect(unknown.statusCode).toBe(404);
+    expect(await auditOf(unknown.headers['x-request-id'] as string)).toEqual([]);
   }, 60_000);
 
   it('answers 404 problem+json for an unknown workflow', async () => {

@@ -5,12 +5,12 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { createActivities } from '../../activities';
-import { PlanCatalog } from '../../lib/billing/plans';
-import type { PlanTerms } from '../../lib/billing/terms';
+import { PlanCatalog } from '../../domain/billing/plans';
+import type { PlanTerms } from '../../domain/billing/terms';
 import { createPostgresPool } from '../../lib/clients/postgres';
 import type { Config } from '../../lib/config';
-import { createPaymentProvider } from '../../lib/payments';
-import { SandboxControl } from '../../lib/payments/sandbox';
+import { createPaymentProvider } from '../../lib/clients/payments';
+import { SandboxControl } from '../../lib/clients/payments-sandbox';
 import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
 import { testConfig, workflowBundle, workflowSinks } from '../helpers/env';
 
@@ -52,7 +52,8 @@ describe('subscriptions end to end (API → workflow → sandbox provider → Po
     client = new Client({ connection, namespace: cfg.temporal.namespace });
     app = await testApp(cfg, {
       temporal: client,
-      billing,
+      pool,
+      payments: { provider: billing.provider, plans: billing.plans },
     });
     worker = await Worker.create({
       connection: await NativeConnection.connect({ address: cfg.temporal.address }),

@@ -6,6 +6,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import { ping } from '../../workflows';
 import { testConfig, workflowBundle, workflowSinks } from '../helpers/env';
+import { TASK_QUEUE } from '../../workflows/ops/contract';
 
 /** SIGTERM to the worker process during a slow activity: the activity finishes, nothing is lost or run twice. */
 const cfg = testConfig();
@@ -17,7 +18,7 @@ function startWorkerProcess(): ChildProcess {
     env: {
       ...process.env,
       CADENZA_TEMPORAL_NAMESPACE: cfg.temporal.namespace,
-      CADENZA_WORKER_TASK_QUEUES: 'ops',
+      CADENZA_WORKER_TASK_QUEUES: TASK_QUEUE,
       CADENZA_WORKER_HEALTH_PORT: '3911',
       CADENZA_WORKER_METRICS_PORT: '9911',
       CADENZA_LOG_LEVEL: 'warn',
@@ -55,7 +56,7 @@ describe('worker graceful shutdown', () => {
     );
 
     const handle = await client.workflow.start(ping, {
-      taskQueue: 'ops',
+      taskQueue: TASK_QUEUE,
       workflowId: `ping-shutdown-${randomUUID()}`,
       args: [{ token: 'graceful', workMs: 4000 }],
     });
@@ -73,7 +74,7 @@ describe('worker graceful shutdown', () => {
     const worker = await Worker.create({
       connection: await NativeConnection.connect({ address: cfg.temporal.address }),
       namespace: cfg.temporal.namespace,
-      taskQueue: 'ops',
+      taskQueue: TASK_QUEUE,
       workflowBundle: await workflowBundle(),
       sinks: workflowSinks(),
       activities: createActivities(),

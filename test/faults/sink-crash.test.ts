@@ -6,8 +6,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Kafka } from 'kafkajs';
 import { createClickHouse } from '../../lib/clients/clickhouse';
 import type { Config } from '../../lib/config';
-import { runFleet } from '../../lib/load/fleet';
-import { PlayTickProducer } from '../../lib/play-tick-producer';
+import { runFleet } from '../../scripts/load/fleet';
+import { PlayTickProducer } from '../../api/lib/play-tick-producer';
 import { distinctTicks, scratchTickPipeline, type TickPipeline } from '../helpers/tick-pipeline';
 import { testApp, tokenFor, withTempIssuer } from '../helpers/api';
 
@@ -63,7 +63,7 @@ describe('sink crashes under load', () => {
     db = await scratchTickPipeline('fault', 6);
     kafka = db.kafka;
     ch = createClickHouse(db.config.clickhouse);
-    producer = new PlayTickProducer(kafka, 10_000, db.topics.ticks);
+    producer = new PlayTickProducer(kafka, db.topics.ticks, 10_000);
     issuerConfig = withTempIssuer(db.config);
     app = await testApp(issuerConfig, { publisher: producer });
     await app.listen({ host: '127.0.0.1', port: 0 });

@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import type { DatabasePool } from 'slonik';
 import { createClickHouse } from '../../lib/clients/clickhouse';
 import { createPostgresPool } from '../../lib/clients/postgres';
-import { PlayTickProducer } from '../../lib/play-tick-producer';
+import { PlayTickProducer } from '../../api/lib/play-tick-producer';
 import { PlayTickSink } from '../../workers/sink/sink';
 import { SuppressionList } from '../../workers/sink/suppressions';
 import { distinctTicks, scratchTickPipeline, type TickPipeline } from '../helpers/tick-pipeline';
@@ -75,7 +75,7 @@ describe('sink rebalances and graceful stop', () => {
   }
 
   it('loses nothing when a sink joins mid-flow and another stops gracefully with inserts in flight', async () => {
-    const producer = new PlayTickProducer(db.kafka, 30_000, db.topics.ticks);
+    const producer = new PlayTickProducer(db.kafka, db.topics.ticks, 30_000);
     let published = 0;
     const producing = (async () => {
       for (let i = 0; i < TICKS; i += PER_PUBLISH) {

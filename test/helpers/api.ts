@@ -2,14 +2,15 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { buildApp, type CatalogApiDeps } from '../../api/app';
-import type { AnalyticsDeps } from '../../api/routes/analytics';
-import type { BillingApiDeps } from '../../api/routes/billing';
-import { PlanCatalog } from '../../lib/billing/plans';
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { DatabasePool } from 'slonik';
+import { buildApp, type ApiDeps } from '../../api/app';
+import type { PaymentProvider } from '../../domain/billing/payments';
+import { PlanCatalog } from '../../domain/billing/plans';
 import type { TickPublisher } from '../../api/routes/play-ticks';
-import { mintDevToken } from '../../lib/auth/dev-issuer';
-import type { Scope } from '../../lib/auth/scopes';
-import { createVerifier } from '../../lib/auth/verifier';
+import { mintDevToken } from '../../api/auth/dev-issuer';
+import type { Scope } from '../../api/auth/scopes';
+import { createVerifier } from '../../api/auth/verifier';
 import type { Config } from '../../lib/config';
 import type { Health } from '../../lib/clients/health';
 
@@ -37,9 +38,10 @@ export async function testApp(
     temporal?: Client;
     readiness?: () => Promise<Health[]>;
     publisher?: TickPublisher;
-    analytics?: AnalyticsDeps;
-    billing?: Omit<BillingApiDeps, 'temporal'>;
-    catalog?: CatalogApiDeps;
+    pool?: DatabasePool;
+    clickhouse?: ClickHouseClient;
+    payments?: ApiDeps['payments'];
+    catalog?: ApiDeps['catalog'];
   } = {},
 ) {
   const temporal =
@@ -54,15 +56,15 @@ export async function testApp(
     verify: await createVerifier(cfg.auth),
     readiness: opts.readiness ?? (async () => []),
     publisher: opts.publisher ?? { publish: async () => undefined },
-    // Unit tests never reach a handler that reads; integration tests pass real clients.
-    analytics: opts.analytics ?? ({ pool: undefined, clickhouse: undefined } as unknown as AnalyticsDeps),
-    billing:
-      opts.billing ??
-      ({ pool: undefined, provider: undefined, plans: PlanCatalog.load(undefined) } as unknown as Omit<
-        BillingApiDeps,
-        'temporal'
-      >),
-    catalog: opts.catalog ?? ({} as CatalogApiDeps),
+    // Unit tests never reach a handler that reads a store; integration tests pass real clients.
+    pool: opts.pool ?? (undefined as unknown as DatabasePool),
+    clickhouse: opts.clickhouse ?? (undefined as unknown as ClickHouseClient),
+    payments: opts.payments ?? {
+      provider: undefined as unknown as PaymentProvider,
+      plans: PlanCatalog.builtIn(),
+    },
+    // Unit tests see the catalog's routes (auth is checked before any store is touched).
+    catalog: opts.catalog ?? ({} as NonNullable<ApiDeps['catalog']>),
     log: false,
   });
   await app.ready();

@@ -4,9 +4,9 @@ import type {
   ChargeInput,
   SubscriptionChange,
 } from '../../activities/billing/subscriptions';
-import { BUILT_IN_PLANS } from '../../lib/billing/plans';
-import type { PlanTerms } from '../../lib/billing/terms';
-import type { ChargeResult } from '../../lib/payments/provider';
+import { BUILT_IN_PLANS } from '../../domain/billing/plans';
+import type { PlanTerms } from '../../domain/billing/terms';
+import type { ChargeResult } from '../../domain/billing/payments';
 
 /** What a fake payment method does on its n-th charge attempt (0-based) for one subscription. */
 export type Script = (

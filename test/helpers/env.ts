@@ -1,4 +1,13 @@
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Resource } from '@opentelemetry/resources';
@@ -32,14 +41,45 @@ export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
 }
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
-/** Workflow code bundled once per test file and reused by every worker in it. */
+/**
+ * Workflow code bundled once and reused by every worker of every test file: the bundle is kept in the
+ * git-ignored `.stack/` under a hash of what goes into it (workflows/, domain/, the lockfile), so only the
+ * first file of a run pays webpack's ~10 s.
+ */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({
-    workflowsPath: require.resolve('../../workflows'),
-    workflowInterceptorModules: [WORKFLOW_INTERCEPTORS],
-    logger: quietLogger,
-  });
+  bundle ??= (async () => {
+    const root = path.join(__dirname, '..', '..');
+    const hash = createHash('sha256');
+    for (const dir of ['workflows', 'domain', 'workers/interceptors.ts', 'package-lock.json']) {
+      for (const file of filesUnder(path.join(root, dir))) hash.update(file).update(readFileSync(file));
+    }
+    const cached = path.join(
+      root,
+      '.stack',
+      'test-bundles',
+      `workflows-${hash.digest('hex').slice(0, 16)}.js`,
+    );
+    if (existsSync(cached)) return { code: readFileSync(cached, 'utf8'), sourceMap: '' };
+    const built = await bundleWorkflowCode({
+      workflowsPath: require.resolve('../../workflows'),
+      workflowInterceptorModules: [WORKFLOW_INTERCEPTORS],
+      logger: quietLogger,
+    });
+    mkdirSync(path.dirname(cached), { recursive: true });
+    const partial = `${cached}.${process.pid}`;
+    writeFileSync(partial, built.code);
+    renameSync(partial, cached); // whole or not at all, if two runs race
+    return built;
+  })();
   return bundle;
+}
+
+function filesUnder(p: string): string[] {
+  if (!existsSync(p)) return [];
+  if (!statSync(p).isDirectory()) return [p];
+  return readdirSync(p)
+    .sort()
+    .flatMap((name) => filesUnder(path.join(p, name)));
 }
 
 const noop = () => undefined;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { PlayTick } from '../../lib/play-ticks';
+import type { PlayTick } from '../../domain/play-ticks/ticks';
 
 /** A valid play-tick with fresh IDs, sent ten seconds ago; `over` replaces any field. */
 export const aTick = (over: Partial<PlayTick> = {}): PlayTick => ({

@@ -4,10 +4,10 @@ import type { DatabasePool } from 'slonik';
 import { createClickHouse } from '../../lib/clients/clickhouse';
 import { createPostgresPool } from '../../lib/clients/postgres';
 import type { Config } from '../../lib/config';
-import { migrateClickHouse } from '../../lib/migrate/clickhouse';
-import { migratePostgres } from '../../lib/migrate/postgres';
-import { generateTicks, type Dataset, type Tick } from '../../lib/seed/generate';
-import { runSeed } from '../../lib/seed/run';
+import { migrateClickHouse } from '../../sql/migrate/clickhouse';
+import { migratePostgres } from '../../sql/migrate/postgres';
+import { generateTicks, type Dataset, type Tick } from '../../scripts/seed/generate';
+import { runSeed } from '../../scripts/seed/run';
 import { scratchDatabases } from '../../stack/scratch';
 import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
 import { testConfig } from '../helpers/env';
@@ -39,7 +39,7 @@ describe('analytics endpoints', () => {
     pool = await createPostgresPool(db.config.postgres, 2);
     ch = createClickHouse(db.config.clickhouse);
     cfg = withTempIssuer(db.config);
-    app = await testApp(cfg, { analytics: { pool, clickhouse: ch } });
+    app = await testApp(cfg, { pool, clickhouse: ch });
     ops = await tokenFor(cfg, 'ops', ['operator']);
   }, 120_000);
   afterAll(async () => {

@@ -7,21 +7,21 @@ import {
   retentionCohorts,
   royaltyBearingPlays,
   topCountriesByPlays,
-} from '../../lib/analytics/queries';
+} from '../../api/queries/analytics';
 import {
   accountSharing,
   payoutDivergence,
   premiumUsersIn,
   royaltyLines,
   type PlaysRow,
-} from '../../lib/analytics/postgres';
+} from '../../api/queries/analytics-postgres';
 import type { ChFragment } from '../../lib/clickhouse-sql';
 import { createClickHouse } from '../../lib/clients/clickhouse';
 import { createPostgresPool } from '../../lib/clients/postgres';
-import { migrateClickHouse } from '../../lib/migrate/clickhouse';
-import { migratePostgres } from '../../lib/migrate/postgres';
-import { generateTicks, type Dataset, type Tick } from '../../lib/seed/generate';
-import { runSeed, type SeedReport } from '../../lib/seed/run';
+import { migrateClickHouse } from '../../sql/migrate/clickhouse';
+import { migratePostgres } from '../../sql/migrate/postgres';
+import { generateTicks, type Dataset, type Tick } from '../../scripts/seed/generate';
+import { runSeed, type SeedReport } from '../../scripts/seed/run';
 import { scratchDatabases } from '../../stack/scratch';
 import { testConfig } from '../helpers/env';
 

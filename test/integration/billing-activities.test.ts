@@ -3,10 +3,10 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { createBillingActivities, type SubscriptionChange } from '../../activities/billing/subscriptions';
-import { BUILT_IN_PLANS, PlanCatalog } from '../../lib/billing/plans';
+import { BUILT_IN_PLANS, PlanCatalog } from '../../domain/billing/plans';
 import { createPostgresPool } from '../../lib/clients/postgres';
-import { migratePostgres } from '../../lib/migrate/postgres';
-import { createPaymentProvider } from '../../lib/payments';
+import { migratePostgres } from '../../sql/migrate/postgres';
+import { createPaymentProvider } from '../../lib/clients/payments';
 import { scratchDatabases } from '../../stack/scratch';
 import { testConfig } from '../helpers/env';
 

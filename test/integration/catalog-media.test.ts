@@ -9,7 +9,7 @@ import { sql } from 'slonik';
 import { createMediaActivities } from '../../activities/catalog/media';
 import { audioRejection, decodeRejection } from '../../domain/catalog/audio';
 import { uploadKey } from '../../domain/catalog/keys';
-import { bucketName } from '../../lib/migrate/minio';
+import { bucketName } from '../../lib/clients/minio';
 import { CatalogFailure } from '../../workflows/catalog/contract';
 import { audioDir, flacClaiming, makeAudio, makeImage, probe, truncated } from '../helpers/audio';
 import { catalogStores, newArtist, objectKeys, type CatalogStores } from '../helpers/catalog';

@@ -13,12 +13,12 @@ import {
   retentionCohorts,
   royaltyBearingPlays,
   topCountriesByPlays,
-} from '../../lib/analytics/queries';
+} from '../../api/queries/analytics';
 import type { ChFragment } from '../../lib/clickhouse-sql';
 import { createClickHouse } from '../../lib/clients/clickhouse';
-import { clickHouseMigrations, migrateClickHouse } from '../../lib/migrate/clickhouse';
-import { generateDataset, generateTicks, type Tick } from '../../lib/seed/generate';
-import { chDateTime, TICK_COLUMNS } from '../../lib/seed/load';
+import { clickHouseMigrations, migrateClickHouse } from '../../sql/migrate/clickhouse';
+import { generateDataset, generateTicks, type Tick } from '../../scripts/seed/generate';
+import { chDateTime, TICK_COLUMNS } from '../../scripts/seed/load';
 import { stackContext } from '../../stack/context';
 import { chdbPython } from '../../stack/services/chdb';
 import { scratchDatabases } from '../../stack/scratch';

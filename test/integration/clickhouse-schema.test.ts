@@ -1,8 +1,8 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { createClickHouse } from '../../lib/clients/clickhouse';
-import { clickHouseMigrations, migrateClickHouse } from '../../lib/migrate/clickhouse';
-import { loadTicksToClickHouse } from '../../lib/seed/load';
-import type { Tick } from '../../lib/seed/generate';
+import { clickHouseMigrations, migrateClickHouse } from '../../sql/migrate/clickhouse';
+import { loadTicksToClickHouse } from '../../scripts/seed/load';
+import type { Tick } from '../../scripts/seed/generate';
 import { scratchDatabases } from '../../stack/scratch';
 import { testConfig } from '../helpers/env';
 

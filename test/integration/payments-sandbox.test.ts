@@ -2,14 +2,14 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { sql, type DatabasePool } from 'slonik';
 import { createPostgresPool } from '../../lib/clients/postgres';
-import { createPaymentProvider } from '../../lib/payments';
+import { createPaymentProvider } from '../../lib/clients/payments';
 import {
   ProviderRequestError,
   TransientProviderError,
   type ChargeRequest,
   type TestMethod,
-} from '../../lib/payments/provider';
-import { SandboxControl, SandboxProvider } from '../../lib/payments/sandbox';
+} from '../../domain/billing/payments';
+import { SandboxControl, SandboxProvider } from '../../lib/clients/payments-sandbox';
 import { ensureDatabase, ensureSchema } from '../../sandbox/payments/schema';
 import { buildSandbox } from '../../sandbox/payments/server';
 import { testConfig } from '../helpers/env';

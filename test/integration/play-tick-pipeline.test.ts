@@ -7,9 +7,9 @@ import { Registry } from 'prom-client';
 import { sql, type DatabasePool } from 'slonik';
 import { createClickHouse } from '../../lib/clients/clickhouse';
 import { createPostgresPool } from '../../lib/clients/postgres';
-import { PlayTickProducer } from '../../lib/play-tick-producer';
-import type { PlayTick } from '../../lib/play-ticks';
-import { TickRows } from '../../lib/play-tick-rows';
+import { PlayTickProducer } from '../../api/lib/play-tick-producer';
+import type { PlayTick } from '../../domain/play-ticks/ticks';
+import { TickRows } from '../../domain/play-ticks/rows';
 import { scratchTickPipeline, type TickPipeline } from '../helpers/tick-pipeline';
 import { PlayTickSink } from '../../workers/sink/sink';
 import { SuppressionList } from '../../workers/sink/suppressions';
@@ -41,7 +41,7 @@ describe('play-tick pipeline', () => {
     suppressions = new SuppressionList(pool);
     await suppressions.refresh();
     ch = createClickHouse(db.config.clickhouse);
-    producer = new PlayTickProducer(kafka, 10_000, db.topics.ticks);
+    producer = new PlayTickProducer(kafka, db.topics.ticks, 10_000);
     const cfg = withTempIssuer(db.config);
     app = await testApp(cfg, { publisher: producer });
     sink = new PlayTickSink(

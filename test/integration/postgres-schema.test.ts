@@ -1,6 +1,6 @@
 import { sql, type DatabasePool } from 'slonik';
 import { createPostgresPool } from '../../lib/clients/postgres';
-import { migratePostgres } from '../../lib/migrate/postgres';
+import { migratePostgres } from '../../sql/migrate/postgres';
 import { scratchDatabases } from '../../stack/scratch';
 import { testConfig } from '../helpers/env';
 

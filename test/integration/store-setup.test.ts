@@ -1,9 +1,9 @@
 import { createKafka } from '../../lib/clients/kafka';
-import { createMinio } from '../../lib/clients/minio';
-import { createOpenSearch } from '../../lib/clients/opensearch';
-import { migrateKafka, TOPICS } from '../../lib/migrate/kafka';
-import { BUCKETS, migrateMinio } from '../../lib/migrate/minio';
-import { migrateOpenSearch, SEARCH_INDICES, SEARCH_VERSION } from '../../lib/migrate/opensearch';
+import { BUCKETS, createMinio } from '../../lib/clients/minio';
+import { createOpenSearch, SEARCH_INDICES, SEARCH_VERSION } from '../../lib/clients/opensearch';
+import { migrateKafka } from '../../sql/migrate/kafka';
+import { migrateMinio } from '../../sql/migrate/minio';
+import { migrateOpenSearch } from '../../sql/migrate/opensearch';
 import { testConfig } from '../helpers/env';
 
 /** OpenSearch, MinIO and Kafka as `npm run migrate` leaves them (re-run here: it must be a no-op). */
@@ -96,19 +96,16 @@ describe('MinIO buckets', () => {
 describe('Kafka topics', () => {
   it('has play-ticks with several partitions and its DLQ; a re-run creates nothing', async () => {
     const kafka = createKafka(cfg.kafka, 'topic-probe');
-    expect(await migrateKafka(kafka)).toEqual([]);
+    expect(await migrateKafka(kafka, cfg.kafka)).toEqual([]);
     const admin = kafka.admin();
     await admin.connect();
     try {
       const meta = await admin.fetchTopicMetadata({
-        topics: [TOPICS.playTicks.topic, TOPICS.playTicksDlq.topic],
+        topics: [cfg.kafka.topics.ticks, cfg.kafka.topics.dlq],
       });
       const partitions = Object.fromEntries(meta.topics.map((t) => [t.name, t.partitions.length]));
-      expect(partitions).toEqual({
-        'play-ticks': TOPICS.playTicks.numPartitions,
-        'play-ticks.dlq': TOPICS.playTicksDlq.numPartitions,
-      });
-      expect(TOPICS.playTicks.numPartitions).toBeGreaterThan(1);
+      expect(partitions).toEqual({ 'play-ticks': cfg.kafka.ticksPartitions, 'play-ticks.dlq': 1 });
+      expect(cfg.kafka.ticksPartitions).toBeGreaterThan(1);
     } finally {
       await admin.disconnect();
     }

@@ -3,6 +3,7 @@ import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import { ping } from '../../workflows';
 import { temporalCli, workflowBundle, workflowSinks } from '../helpers/env';
+import { TASK_QUEUE } from '../../workflows/ops/contract';
 
 /** createLocal with existing-path: a real dev server (the CLI from the Go proxy) running a real worker. */
 describe('Temporal dev server through TestWorkflowEnvironment.createLocal', () => {
@@ -19,14 +20,14 @@ describe('Temporal dev server through TestWorkflowEnvironment.createLocal', () =
   it('runs ping on a real worker with the real activity', async () => {
     const worker = await Worker.create({
       connection: env.nativeConnection,
-      taskQueue: 'ops',
+      taskQueue: TASK_QUEUE,
       workflowBundle: await workflowBundle(),
       sinks: workflowSinks(),
       activities: createActivities(),
     });
     const result = await worker.runUntil(
       env.client.workflow.execute(ping, {
-        taskQueue: 'ops',
+        taskQueue: TASK_QUEUE,
         workflowId: 'ping-local',
         args: [{ token: 'local', delay: '1s' }],
       }),

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../lib/config';
-import { SCOPES, type Scope } from '../../lib/auth/scopes';
+import { SCOPES, type Scope } from '../../api/auth/scopes';
 import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
 
 /** Walks every registered route: each non-public one refuses a missing, forged, expired or under-scoped token. */

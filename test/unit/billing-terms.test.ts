@@ -1,5 +1,5 @@
-import { BUILT_IN_PLANS, PlanCatalog } from '../../lib/billing/plans';
-import { addSpan, chargeKey, prorate, sameSpan } from '../../lib/billing/terms';
+import { BUILT_IN_PLANS, PlanCatalog } from '../../domain/billing/plans';
+import { addSpan, chargeKey, prorate, sameSpan } from '../../domain/billing/terms';
 
 const at = (s: string) => Date.parse(s);
 const iso = (ms: number) => new Date(ms).toISOString();

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { records } from '../../lib/play-tick-producer';
-import type { PlayTick } from '../../lib/play-ticks';
-import { decodeRows } from '../../lib/play-tick-rows';
+import { records } from '../../api/lib/play-tick-producer';
+import type { PlayTick } from '../../domain/play-ticks/ticks';
+import { decodeRows } from '../../domain/play-ticks/rows';
 
 const tick = (play_id: string, position_ms: number): PlayTick => ({
   event_id: randomUUID(),

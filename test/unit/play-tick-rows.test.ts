@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { decodeRows, readUuid, scanRows, TickRows, userKey, writeUuid } from '../../lib/play-tick-rows';
-import { isUuid, type PlayTick } from '../../lib/play-ticks';
+import { decodeRows, readUuid, scanRows, TickRows, userKey, writeUuid } from '../../domain/play-ticks/rows';
+import { isUuid, type PlayTick } from '../../domain/play-ticks/ticks';
 import { aTick } from '../helpers/ticks';
 
 const tick = (over: Partial<PlayTick> = {}) => aTick({ event_time: '2026-11-26T12:00:05.000Z', ...over });

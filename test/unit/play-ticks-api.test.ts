@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../lib/config';
 import { UnavailableError } from '../../lib/errors';
-import type { PlayTick } from '../../lib/play-ticks';
+import type { PlayTick } from '../../domain/play-ticks/ticks';
 import { bearer, testApp, tokenFor, withTempIssuer } from '../helpers/api';
 import { aTick } from '../helpers/ticks';
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { isValidGtin, ISRC_PATTERN, upcFor } from '../../lib/seed/codes';
-import { COUNTRIES, generateDataset, generateTicks, type SeedOptions } from '../../lib/seed/generate';
+import { isValidGtin, ISRC_PATTERN, upcFor } from '../../scripts/seed/codes';
+import { COUNTRIES, generateDataset, generateTicks, type SeedOptions } from '../../scripts/seed/generate';
 
 const opts: SeedOptions = { scale: 'small', seed: 11, now: new Date('2025-05-20T12:00:00Z'), plays: 2000 };
 const digest = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('hex');

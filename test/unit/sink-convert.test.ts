@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { PlayTick } from '../../lib/play-ticks';
+import type { PlayTick } from '../../domain/play-ticks/ticks';
 import { aTick } from '../helpers/ticks';
 import { convertRecords, encodeSuppressions, suppressionSet } from '../../workers/sink/convert';
-import { decodeRows, ROWS_MAGIC, TickRows, userKey } from '../../lib/play-tick-rows';
+import { decodeRows, ROWS_MAGIC, TickRows, userKey } from '../../domain/play-ticks/rows';
 
 const tick = (over: Partial<PlayTick> = {}) => aTick({ event_time: '2026-11-26T12:00:05.000Z', ...over });
 const record = (value: unknown) => Buffer.from(JSON.stringify(value));

@@ -1,5 +1,5 @@
 import { loadConfig } from '../../lib/config';
-import { createVerifier } from '../../lib/auth/verifier';
+import { createVerifier } from '../../api/auth/verifier';
 import { tokenFor, withTempIssuer } from '../helpers/api';
 
 /** The verifier remembers a verified token by its text, never past its expiry and never for an altered one. */

@@ -2,6 +2,7 @@ import { Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ping } from '../../workflows';
 import { timeSkippingEnv, workflowBundle, workflowSinks } from '../helpers/env';
+import { TASK_QUEUE } from '../../workflows/ops/contract';
 
 describe('ping workflow (time-skipping test server, offline)', () => {
   let env: TestWorkflowEnvironment;
@@ -16,7 +17,7 @@ describe('ping workflow (time-skipping test server, offline)', () => {
     const calls: string[] = [];
     const worker = await Worker.create({
       connection: env.nativeConnection,
-      taskQueue: 'ops',
+      taskQueue: TASK_QUEUE,
       workflowBundle: await workflowBundle(),
       sinks: workflowSinks(),
       activities: {
@@ -29,7 +30,7 @@ describe('ping workflow (time-skipping test server, offline)', () => {
     const result = await worker.runUntil(async () => {
       const before = await env.currentTimeMs();
       const out = await env.client.workflow.execute(ping, {
-        taskQueue: 'ops',
+        taskQueue: TASK_QUEUE,
         workflowId: 'ping-30-days',
         args: [{ token: 't-1', delay: '30 days' }],
       });

@@ -10,7 +10,7 @@ import {
   subscriptionState,
   type NewSubscription,
 } from '../../workflows/billing/contract';
-import { addSpan } from '../../lib/billing/terms';
+import { addSpan } from '../../domain/billing/terms';
 import { fakeBilling } from '../helpers/billing-fakes';
 import { timeSkippingEnv, workflowBundle, workflowSinks } from '../helpers/env';
 

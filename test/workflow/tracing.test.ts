@@ -8,6 +8,7 @@ import { setUpTracing } from '../../lib/telemetry';
 import { tracingWorkerOptions } from '../../workers/interceptors';
 import { ping } from '../../workflows';
 import { timeSkippingEnv, workflowBundle } from '../helpers/env';
+import { TASK_QUEUE } from '../../workflows/ops/contract';
 
 /** OpenTelemetry interceptors: one trace from the client's start through the workflow to its activity. */
 describe('tracing', () => {
@@ -28,14 +29,14 @@ describe('tracing', () => {
     });
     const worker = await Worker.create({
       connection: env.nativeConnection,
-      taskQueue: 'ops',
+      taskQueue: TASK_QUEUE,
       workflowBundle: await workflowBundle(),
       activities: { pong: async () => ({ answeredBy: 'traced', attempt: 1 }) },
       ...tracingWorkerOptions(tracing),
     });
     await worker.runUntil(
       client.workflow.execute(ping, {
-        taskQueue: 'ops',
+        taskQueue: TASK_QUEUE,
         workflowId: 'ping-traced',
         args: [{ token: 't' }],
       }),

@@ -1,5 +1,5 @@
-import { isRowsRecord, scanRows, TickRows, userKey, type RowsScan } from '../../lib/play-tick-rows';
-import { tickProblem, type PlayTick } from '../../lib/play-ticks';
+import { isRowsRecord, scanRows, TickRows, userKey, type RowsScan } from '../../domain/play-ticks/rows';
+import { tickProblem, type PlayTick } from '../../domain/play-ticks/ticks';
 
 /** A record (or one tick of it) the sink cannot insert: it goes to the DLQ with this reason. */
 export interface Reject {

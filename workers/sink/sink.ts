@@ -7,8 +7,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { Piscina } from 'piscina';
 import { idempotentProducer } from '../../lib/clients/kafka';
-import { TOPICS } from '../../lib/migrate/kafka';
-import { ROW_COLUMNS } from '../../lib/play-tick-rows';
+import { ROW_COLUMNS } from '../../domain/play-ticks/rows';
 import { convertRecords, type Converted } from './convert';
 import type { SuppressionList } from './suppressions';
 
@@ -54,8 +53,8 @@ export interface SinkOptions {
   insertsInFlight: number;
   /** Least time between the starts of two inserts (0: none); rows arriving meanwhile go in the next. */
   insertIntervalMs: number;
-  /** The topics read and written (tests use their own). */
-  topics?: { ticks: string; dlq: string };
+  /** The topics read and written (config.kafka.topics; tests use their own). */
+  topics: { ticks: string; dlq: string };
 }
 
 /**
@@ -127,7 +126,7 @@ export class PlayTickSink {
   }
 
   private get topics() {
-    return this.opts.topics ?? { ticks: TOPICS.playTicks.topic, dlq: TOPICS.playTicksDlq.topic };
+    return this.opts.topics;
   }
 
   async start(): Promise<void> {

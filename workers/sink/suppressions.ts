@@ -1,7 +1,7 @@
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { encodeSuppressions } from './convert';
-import { userKey } from '../../lib/play-tick-rows';
+import { userKey } from '../../domain/play-ticks/rows';
 
 /**
  * Users whose play-ticks must be dropped (GDPR erasure adds them). Held in memory and refreshed

@@ -1,5 +1,5 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { PlanTerms, SubscriptionStatus } from '../../lib/billing/terms';
+import type { PlanTerms, SubscriptionStatus } from '../../domain/billing/terms';
 import { SearchAttribute } from '../search-attributes';
 
 /**

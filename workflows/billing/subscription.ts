@@ -18,8 +18,8 @@ import {
   sameSpan,
   type PlanTerms,
   type SubscriptionStatus,
-} from '../../lib/billing/terms';
-import type { ChargeResult } from '../../lib/payments/provider';
+} from '../../domain/billing/terms';
+import type { ChargeResult } from '../../domain/billing/payments';
 import {
   BillingFailure,
   cancelSubscription,

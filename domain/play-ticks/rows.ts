@@ -1,4 +1,4 @@
-import { hexBits, TICK_FIELDS, uuidDashes, type PlayTick } from './play-ticks';
+import { hexBits, TICK_FIELDS, uuidDashes, type PlayTick } from './ticks';
 
 /**
  * Play-ticks as ClickHouse RowBinary rows: the record format from the API to the sink.

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { runner } from 'node-pg-migrate';
-import type { Config } from '../config';
-import { postgresUri } from '../clients/postgres';
+import type { Config } from '../../lib/config';
+import { postgresUri } from '../../lib/clients/postgres';
 
 export const POSTGRES_MIGRATIONS = path.join(__dirname, '..', '..', 'sql', 'postgres');
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { PlayTick } from '../play-ticks';
+import type { PlayTick } from '../../domain/play-ticks/ticks';
 import { isrcFor, upcFor } from './codes';
 import { FastRandom, Random, Weighted, Zipf } from './random';
 

@@ -1,6 +1,6 @@
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
-import type { Config } from '../config';
-import { UnauthorizedError } from '../errors';
+import type { Config } from '../../lib/config';
+import { UnauthorizedError } from '../../lib/errors';
 import { devJwks } from './dev-issuer';
 import { parseScopes, type Principal } from './scopes';
 

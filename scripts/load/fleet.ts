@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { PlayTick } from '../play-ticks';
+import type { PlayTick } from '../../domain/play-ticks/ticks';
 import { FastRandom, Zipf } from '../seed/random';
 
 /**

@@ -1,8 +1,8 @@
 import type { Config } from '../config';
-import type { PaymentProvider } from './provider';
-import { SandboxProvider } from './sandbox';
+import type { PaymentProvider } from '../../domain/billing/payments';
+import { SandboxProvider } from './payments-sandbox';
 
-export * from './provider';
+export * from '../../domain/billing/payments';
 
 /** The provider billing charges through, as configured (CADENZA_PAYMENTS_PROVIDER). */
 export function createPaymentProvider(cfg: Config['payments']): PaymentProvider {

@@ -1,17 +1,23 @@
 import type { Kafka } from 'kafkajs';
+import type { Config } from '../../lib/config';
 
-/** Play-ticks are keyed by play_id, so a play's ticks stay ordered on one partition. */
-export const TOPICS = {
-  playTicks: { topic: 'play-ticks', numPartitions: 6 },
-  playTicksDlq: { topic: 'play-ticks.dlq', numPartitions: 1 },
-} as const;
+/** Play-tick data stays in Kafka this long (the GDPR proof states it; the sink drops erased users' ticks). */
+export const TICKS_RETENTION_MS = 7 * 24 * 3600 * 1000;
+
+/** The topics the configuration names: play-ticks (keyed by play_id) and its dead-letter topic. */
+export function kafkaTopics(k: Config['kafka']) {
+  return [
+    { topic: k.topics.ticks, numPartitions: k.ticksPartitions },
+    { topic: k.topics.dlq, numPartitions: 1 },
+  ];
+}
 
 /** Creates the topics that are missing and grows partition counts that are too small; idempotent. */
-export async function migrateKafka(kafka: Kafka): Promise<string[]> {
+export async function migrateKafka(kafka: Kafka, k: Config['kafka']): Promise<string[]> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const wanted = Object.values(TOPICS);
+    const wanted = kafkaTopics(k);
     const existing = new Set(await admin.listTopics());
     const missing = wanted.filter((t) => !existing.has(t.topic));
     if (missing.length) {
@@ -20,7 +26,7 @@ export async function migrateKafka(kafka: Kafka): Promise<string[]> {
         topics: missing.map((t) => ({
           ...t,
           replicationFactor: 1,
-          configEntries: [{ name: 'retention.ms', value: String(7 * 24 * 3600 * 1000) }],
+          configEntries: [{ name: 'retention.ms', value: String(TICKS_RETENTION_MS) }],
         })),
       });
     }

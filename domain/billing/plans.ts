@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { days, type PlanTerms } from './terms';
 
@@ -80,9 +79,13 @@ export class PlanCatalog {
     return [...this.byName.keys()];
   }
 
-  static load(file: string | undefined): PlanCatalog {
-    if (!file) return new PlanCatalog(BUILT_IN_PLANS);
-    const json = JSON.parse(readFileSync(file, 'utf8')) as { plans?: PlanTerms[] };
-    return new PlanCatalog(json.plans ?? []);
+  /** The plans Cadenza ships with. */
+  static builtIn(): PlanCatalog {
+    return new PlanCatalog(BUILT_IN_PLANS);
+  }
+
+  /** A catalog file's contents, `{ "plans": [...] }` (validated like the built-in ones). */
+  static parse(json: unknown): PlanCatalog {
+    return new PlanCatalog((json as { plans?: PlanTerms[] } | null)?.plans ?? []);
   }
 }

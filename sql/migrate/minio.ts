@@ -1,16 +1,5 @@
 import type { Client } from 'minio';
-
-/** Cadenza's buckets, all private (no bucket policy: only signed requests reach them). */
-export const BUCKETS = [
-  'staging',
-  'audio',
-  'covers',
-  'royalties',
-  'exports',
-  'compliance',
-  'backups',
-] as const;
-export type Bucket = (typeof BUCKETS)[number];
+import { BUCKETS, bucketName, type Bucket } from '../../lib/clients/minio';
 
 /** Write-once buckets: COMPLIANCE-mode object lock (GDPR certificates; royalty statements). */
 export const LOCKED_BUCKETS: readonly Bucket[] = ['compliance', 'royalties'];
@@ -28,8 +17,6 @@ export interface MinioLayout {
   /** Object-lock retention of the locked buckets; tests use 1 day. */
   lockDays?: number;
 }
-
-export const bucketName = (bucket: Bucket, prefix = '') => `${prefix}${bucket}`;
 
 export async function migrateMinio(client: Client, layout: MinioLayout = {}): Promise<string[]> {
   const name = (b: Bucket) => bucketName(b, layout.prefix);

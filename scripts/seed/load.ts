@@ -2,8 +2,7 @@ import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Producer } from 'kafkajs';
 import { sql, type DatabasePool } from 'slonik';
-import { TOPICS } from '../migrate/kafka';
-import { TICK_FIELDS } from '../play-ticks';
+import { TICK_FIELDS } from '../../domain/play-ticks/ticks';
 import type { Dataset, Tick } from './generate';
 import type { SeedSettlement } from './settlement';
 
@@ -316,6 +315,7 @@ export async function loadTicksToClickHouse(
 /** Produces ticks to Kafka like production traffic: JSON, keyed by play_id, acknowledged by all replicas. */
 export async function produceTicks(
   producer: Producer,
+  topic: string,
   ticks: Iterable<Tick>,
   onRows: (n: number) => void,
   batch = 2000,
@@ -324,7 +324,7 @@ export async function produceTicks(
   let total = 0;
   const flush = async () => {
     if (!messages.length) return;
-    await producer.send({ topic: TOPICS.playTicks.topic, acks: -1, messages });
+    await producer.send({ topic, acks: -1, messages });
     onRows(messages.length);
     total += messages.length;
     messages = [];

@@ -63,7 +63,7 @@ export const MAX_AGE_MS = 40 * 86_400_000;
  * Returns why the value is not a valid tick, or null when it is. `nowMs` null skips the clock checks
  * (the sink accepts late re-deliveries of ticks the API already admitted).
  */
-export function tickProblem(value: unknown, nowMs: number | null = Date.now()): string | null {
+export function tickProblem(value: unknown, nowMs: number | null): string | null {
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     return 'a tick must be a JSON object';
   const t = value as Record<string, unknown>;

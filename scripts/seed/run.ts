@@ -1,10 +1,10 @@
 import { MultiBar, Presets } from 'cli-progress';
 import { sql } from 'slonik';
 import { refreshDimensions } from '../../activities/analytics/dimensions';
-import { createClickHouse } from '../clients/clickhouse';
-import { createKafka, idempotentProducer } from '../clients/kafka';
-import { createPostgresPool } from '../clients/postgres';
-import type { Config } from '../config';
+import { createClickHouse } from '../../lib/clients/clickhouse';
+import { createKafka, idempotentProducer } from '../../lib/clients/kafka';
+import { createPostgresPool } from '../../lib/clients/postgres';
+import type { Config } from '../../lib/config';
 import { generateDataset, generateTicks, type Dataset, type SeedOptions } from './generate';
 import {
   insertRows,
@@ -80,7 +80,7 @@ export async function runSeed(cfg: Config, opts: RunSeedOptions): Promise<SeedRe
       const producer = idempotentProducer(createKafka(cfg.kafka, 'cadenza-seed'));
       await producer.connect();
       try {
-        sent = await produceTicks(producer, ticks(), onRows);
+        sent = await produceTicks(producer, cfg.kafka.topics.ticks, ticks(), onRows);
       } finally {
         await producer.disconnect();
       }

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Config } from '../config';
-import { createClickHouse } from '../clients/clickhouse';
-import { ch, ident } from '../clickhouse-sql';
+import type { Config } from '../../lib/config';
+import { createClickHouse } from '../../lib/clients/clickhouse';
+import { ch, ident } from '../../lib/clickhouse-sql';
 
 export const CLICKHOUSE_DDL = path.join(__dirname, '..', '..', 'sql', 'clickhouse');
 

@@ -1,17 +1,20 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@opensearch-project/opensearch';
+import {
+  SEARCH_INDICES,
+  SEARCH_VERSION,
+  indexAlias,
+  versionedIndex,
+  type SearchIndex,
+} from '../../lib/clients/opensearch';
 
 /**
  * Search indices are versioned behind aliases: template `cadenza-tracks-v2` shapes index `tracks-v2`,
  * which the alias `tracks` points at. A new mapping version adds sql/opensearch/v<N>.json; the re-index
  * (the `reindexSearch` workflow, or `npm run migrate` on an existing system) builds `tracks-v<N>` from
- * PostgreSQL and swaps the alias atomically.
+ * PostgreSQL beside the old index and swaps the alias atomically.
  */
-export const SEARCH_INDICES = ['tracks', 'artists', 'albums', 'playlists'] as const;
-/** The mapping version the code writes documents for. */
-export const SEARCH_VERSION = 2;
-export type SearchIndex = (typeof SEARCH_INDICES)[number];
 
 interface MappingFile {
   version: number;
@@ -19,16 +22,11 @@ interface MappingFile {
   indices: Record<SearchIndex, Record<string, unknown>>;
 }
 
-export function searchMapping(version = 1): MappingFile {
+export function searchMapping(version = SEARCH_VERSION): MappingFile {
   return JSON.parse(
     readFileSync(path.join(__dirname, '..', '..', 'sql', 'opensearch', `v${version}.json`), 'utf8'),
   ) as MappingFile;
 }
-
-export const versionedIndex = (name: SearchIndex, version: number, prefix = '') =>
-  `${prefix}${name}-v${version}`;
-/** The alias every reader and writer uses (config CADENZA_OPENSEARCH_INDEX_PREFIX first). */
-export const indexAlias = (name: SearchIndex, prefix = '') => `${prefix}${name}`;
 
 /** Puts the index template of one mapping version for every index (idempotent). */
 export async function putSearchTemplates(
@@ -76,7 +74,7 @@ export async function swapAlias(
   });
 }
 
-/** Aliases that point at an index of an older mapping version: the re-index must move them. */
+/** Aliases that point at an index of another mapping version: the re-index must move them. */
 export async function searchIndicesBehind(
   client: Client,
   version = SEARCH_VERSION,
@@ -93,7 +91,7 @@ export async function searchIndicesBehind(
 
 /**
  * Puts the index templates, and creates each versioned index with its alias where the alias is missing.
- * An alias that points at an older version is left for the re-index (it needs the catalog's rows).
+ * An alias on an older version is left for the re-index (it needs the catalog's rows).
  */
 export async function migrateOpenSearch(
   client: Client,

@@ -9,7 +9,7 @@ import {
   type RefundResult,
   type TestMethod,
   type TokenizedMethod,
-} from './provider';
+} from '../../domain/billing/payments';
 
 /**
  * The client of the sandbox payment provider (sandbox/payments). Status codes map onto the interface:

@@ -1,9 +1,8 @@
 import { CompressionTypes, type Kafka, type Message, type Producer } from 'kafkajs';
-import { idempotentProducer } from './clients/kafka';
-import { UnavailableError } from './errors';
-import { TOPICS } from './migrate/kafka';
-import type { PlayTick } from './play-ticks';
-import { TickRows } from './play-tick-rows';
+import { idempotentProducer } from '../../lib/clients/kafka';
+import { UnavailableError } from '../../lib/errors';
+import type { PlayTick } from '../../domain/play-ticks/ticks';
+import { TickRows } from '../../domain/play-ticks/rows';
 
 /** Most ticks in one Kafka record (about 100 B each as rows: well under the 1 MB record limit). */
 const MAX_TICKS_PER_RECORD = 2000;
@@ -31,8 +30,8 @@ export class PlayTickProducer {
 
   constructor(
     private readonly kafka: Kafka,
+    private readonly topic: string,
     private readonly deadlineMs = 3000,
-    private readonly topic: string = TOPICS.playTicks.topic,
   ) {
     this.producer = idempotentProducer(kafka);
     this.producer.on(this.producer.events.DISCONNECT, () => {

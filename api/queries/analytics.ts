@@ -1,4 +1,4 @@
-import { ch, type ChFragment } from '../clickhouse-sql';
+import { ch, type ChFragment } from '../../lib/clickhouse-sql';
 
 /**
  * The source architecture's query proposals (appendix of the data-model issue), as ClickHouse SQL

@@ -1,34 +1,27 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type TSchema } from '@sinclair/typebox';
-import {
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  type Client,
-  type WorkflowHandle,
-} from '@temporalio/client';
-import { ApplicationFailure, defineSearchAttributeKey } from '@temporalio/common';
+import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { FastifyRequest } from 'fastify';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import type { Principal } from '../../lib/auth/scopes';
-import type { PlanCatalog } from '../../lib/billing/plans';
-import {
-  ConflictError,
-  ForbiddenError,
-  NotFoundError,
-  PaymentDeclinedError,
-  ValidationError,
-} from '../../lib/errors';
-import { TEST_METHODS, type PaymentProvider } from '../../lib/payments/provider';
+import type { Principal } from '../auth/scopes';
+import type { PlanCatalog } from '../../domain/billing/plans';
+import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors';
 import type { subscription } from '../../workflows';
 import {
+  SEARCH,
+  SUBSCRIPTION_WORKFLOW,
+  TASK_QUEUE,
   cancelSubscription,
   changePlan,
   paymentMethodUpdated,
   subscriptionState,
+  subscriptionWorkflowId,
   type SubscriptionView,
 } from '../../workflows/billing/contract';
+import { actingUser, mustSee } from '../lib/acting';
+import { problemFromFailure } from '../problems';
 import { idempotencyKey, startOnce } from '../lib/start';
 import { IdempotencyHeaders, Problem } from '../schemas';
 
@@ -37,15 +30,12 @@ import { IdempotencyHeaders, Problem } from '../schemas';
  * asks it (query) and tells it (updates, which answer the caller); it never writes a subscription row.
  * A listener acts on their own subscription only; service and operator scopes act on any.
  */
-export interface BillingApiDeps {
+export interface SubscriptionApiDeps {
   temporal: Client;
   pool: DatabasePool;
-  provider: PaymentProvider;
   plans: PlanCatalog;
 }
 
-const USER_ID = defineSearchAttributeKey('CadenzaUserId', 'KEYWORD');
-const SUBSCRIPTION_ID = defineSearchAttributeKey('CadenzaSubscriptionId', 'KEYWORD');
 const uuid = { format: 'uuid' } as const;
 const nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 
@@ -81,20 +71,6 @@ const IdParams = Type.Object({ id: Type.String(uuid) });
 
 const MethodOwner = z.object({ user_id: z.string(), status: z.string() });
 
-/** Listeners act for themselves; services and operators name the user. */
-function actingUser(principal: Principal, userId: string | undefined): string {
-  const listenerOnly = !principal.scopes.some((s) => s === 'service' || s === 'operator');
-  if (listenerOnly) {
-    if (userId && userId !== principal.sub) throw new ForbiddenError('A listener acts only for themselves.');
-    return principal.sub;
-  }
-  if (!userId)
-    throw new ValidationError('userId is required for service and operator tokens.', [
-      { field: 'body.userId', message: 'required' },
-    ]);
-  return userId;
-}
-
 /** The same caller and Idempotency-Key always name the same subscription; otherwise a new one. */
 function subscriptionIdFor(principal: Principal, key: string | undefined): string {
   if (!key) return randomUUID();
@@ -102,22 +78,10 @@ function subscriptionIdFor(principal: Principal, key: string | undefined): strin
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${((parseInt(h[16] as string, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-/** Turns a refused update into the problem the caller can act on. */
-function updateProblem(err: unknown): unknown {
-  if (!(err instanceof WorkflowUpdateFailedError)) return err;
-  const cause = err.cause;
-  const message = cause?.message ?? 'The subscription refused the change.';
-  const type = cause instanceof ApplicationFailure ? cause.type : undefined;
-  if (type === 'PaymentDeclined') return new PaymentDeclinedError(message);
-  if (type === 'UnknownPlan') return new ValidationError(message, [{ field: 'body.plan', message }]);
-  if (type === 'SubscriptionEnded') return new ConflictError(message, 'subscription-ended');
-  return new ConflictError(message);
-}
-
-export const billingRoutes: FastifyPluginAsyncTypebox<BillingApiDeps> = async (app, deps) => {
-  const { temporal, pool, provider, plans } = deps;
+export const subscriptionRoutes: FastifyPluginAsyncTypebox<SubscriptionApiDeps> = async (app, deps) => {
+  const { temporal, pool, plans } = deps;
   const handle = (id: string): WorkflowHandle<typeof subscription> =>
-    temporal.workflow.getHandle(`subscription-${id}`);
+    temporal.workflow.getHandle(subscriptionWorkflowId(id));
 
   async function userExists(userId: string): Promise<void> {
     const found = await pool.exists(
@@ -135,9 +99,7 @@ export const billingRoutes: FastifyPluginAsyncTypebox<BillingApiDeps> = async (a
       if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`No subscription ${id}.`);
       throw err;
     }
-    const p = request.principal;
-    const any = p.scopes.some((s) => s === 'service' || s === 'operator');
-    if (!any && view.userId !== p.sub) throw new NotFoundError(`No subscription ${id}.`);
+    mustSee(request.principal, view.userId, `subscription ${id}`);
     return view;
   }
 
@@ -147,58 +109,9 @@ export const billingRoutes: FastifyPluginAsyncTypebox<BillingApiDeps> = async (a
       throw new ConflictError(`The subscription is ${view.status}.`, 'subscription-ended');
     }
     return send().catch((err: unknown) => {
-      throw updateProblem(err);
+      throw problemFromFailure(err);
     });
   }
-
-  app.post(
-    '/v1/payment-methods',
-    {
-      config: { scopes: ['listener', 'service', 'operator'] },
-      schema: {
-        tags: ['billing'],
-        summary: 'Tokenise a payment method (sandbox provider: by test-method name)',
-        description: `Test methods: ${TEST_METHODS.join(', ')}. Tokens stay in Cadenza; card numbers never reach it.`,
-        body: Type.Object(
-          {
-            testMethod: Type.Union(TEST_METHODS.map((m) => Type.Literal(m))),
-            userId: Type.Optional(Type.String(uuid)),
-          },
-          { additionalProperties: false },
-        ),
-        response: problems({
-          201: Type.Object({
-            paymentMethodId: Type.String(uuid),
-            userId: Type.String(uuid),
-            provider: Type.String(),
-            brand: Type.String(),
-            last4: Type.String(),
-            expMonth: Type.Integer(),
-            expYear: Type.Integer(),
-          }),
-        }),
-      },
-    },
-    async (request, reply) => {
-      const userId = actingUser(request.principal, request.body.userId);
-      await userExists(userId);
-      const method = await provider.tokenizeTestMethod(request.body.testMethod);
-      const paymentMethodId = await pool.oneFirst(sql.type(z.object({ payment_method_id: z.string() }))`
-        INSERT INTO payment_methods (user_id, provider, provider_token, brand, last4, exp_month, exp_year)
-        VALUES (${userId}, ${provider.name}, ${method.token}, ${method.brand}, ${method.last4},
-          ${method.expMonth}, ${method.expYear})
-        RETURNING payment_method_id`);
-      return reply.code(201).send({
-        paymentMethodId,
-        userId,
-        provider: provider.name,
-        brand: method.brand,
-        last4: method.last4,
-        expMonth: method.expMonth,
-        expYear: method.expYear,
-      });
-    },
-  );
 
   /** A payment method of this user that can be charged. */
   async function ownMethod(userId: string, paymentMethodId: string): Promise<void> {
@@ -212,11 +125,14 @@ export const billingRoutes: FastifyPluginAsyncTypebox<BillingApiDeps> = async (a
   }
 
   app.post(
-    '/v1/subscriptions',
+    '/subscriptions',
     {
-      config: { scopes: ['listener', 'service', 'operator'] },
+      config: {
+        scopes: ['listener', 'service', 'operator'],
+        audit: { action: 'subscription.create', subject: () => ({ type: 'subscription', id: 'new' }) },
+      },
       schema: {
-        tags: ['billing'],
+        tags: ['subscriptions'],
         summary: 'Subscribe a user to a plan (starts the subscription workflow)',
         headers: IdempotencyHeaders,
         body: Type.Object(
@@ -254,16 +170,18 @@ export const billingRoutes: FastifyPluginAsyncTypebox<BillingApiDeps> = async (a
         request.principal,
         idempotencyKey(request.headers['idempotency-key']),
       );
-      const started = await startOnce<typeof subscription>(temporal, 'subscription', {
-        workflowId: `subscription-${subscriptionId}`,
-        taskQueue: 'billing',
+      const started = await startOnce<typeof subscription>(temporal, SUBSCRIPTION_WORKFLOW, {
+        workflowId: subscriptionWorkflowId(subscriptionId),
+        taskQueue: TASK_QUEUE,
         args: [{ start: { subscriptionId, userId, plan, paymentMethodId, trialDays, terms } }],
         typedSearchAttributes: [
-          { key: USER_ID, value: userId },
-          { key: SUBSCRIPTION_ID, value: subscriptionId },
+          { key: SEARCH.userId, value: userId },
+          { key: SEARCH.subscriptionId, value: subscriptionId },
         ],
       });
       const statusUrl = `/v1/subscriptions/${subscriptionId}`;
+      request.auditSubject = { type: 'subscription', id: subscriptionId };
+      request.auditDetails = { userId, plan, existing: started.existing };
       return reply.code(202).header('location', statusUrl).send({
         subscriptionId,
         workflowId: started.workflowId,
@@ -275,11 +193,11 @@ export const billingRoutes: FastifyPluginAsyncTypebox<BillingApiDeps> = async (a
   );
 
   app.get(
-    '/v1/subscriptions/:id',
+    '/subscriptions/:id',
     {
       config: { scopes: ['listener', 'service', 'operator'] },
       schema: {
-        tags: ['billing'],
+        tags: ['subscriptions'],
         summary: 'A subscription: state, period, next charge, grace deadline',
         params: IdParams,
         response: problems({ 200: View }),
@@ -289,11 +207,17 @@ export const billingRoutes: FastifyPluginAsyncTypebox<BillingApiDeps> = async (a
   );
 
   app.post(
-    '/v1/subscriptions/:id/cancel',
+    '/subscriptions/:id/cancel',
     {
-      config: { scopes: ['listener', 'service', 'operator'] },
+      config: {
+        scopes: ['listener', 'service', 'operator'],
+        audit: {
+          action: 'subscription.cancel',
+          subject: (request) => ({ type: 'subscription', id: (request.params as { id: string }).id }),
+        },
+      },
       schema: {
-        tags: ['billing'],
+        tags: ['subscriptions'],
         summary: 'Cancel at the end of the paid period (default) or now (no refund)',
         params: IdParams,
         body: Type.Object({ atPeriodEnd: Type.Boolean({ default: true }) }, { additionalProperties: false }),
@@ -309,11 +233,17 @@ export const billingRoutes: FastifyPluginAsyncTypebox<BillingApiDeps> = async (a
   );
 
   app.post(
-    '/v1/subscriptions/:id/plan',
+    '/subscriptions/:id/plan',
     {
-      config: { scopes: ['listener', 'service', 'operator'] },
+      config: {
+        scopes: ['listener', 'service', 'operator'],
+        audit: {
+          action: 'subscription.change_plan',
+          subject: (request) => ({ type: 'subscription', id: (request.params as { id: string }).id }),
+        },
+      },
       schema: {
-        tags: ['billing'],
+        tags: ['subscriptions'],
         summary: 'Change plan: upgrades now with a prorated charge, downgrades at the next period',
         params: IdParams,
         body: Type.Object(
@@ -338,11 +268,17 @@ export const billingRoutes: FastifyPluginAsyncTypebox<BillingApiDeps> = async (a
   );
 
   app.put(
-    '/v1/subscriptions/:id/payment-method',
+    '/subscriptions/:id/payment-method',
     {
-      config: { scopes: ['listener', 'service', 'operator'] },
+      config: {
+        scopes: ['listener', 'service', 'operator'],
+        audit: {
+          action: 'subscription.change_payment_method',
+          subject: (request) => ({ type: 'subscription', id: (request.params as { id: string }).id }),
+        },
+      },
       schema: {
-        tags: ['billing'],
+        tags: ['subscriptions'],
         summary: 'Use another payment method; in grace the overdue charge is retried at once',
         params: IdParams,
         body: Type.Object({ paymentMethodId: Type.String(uuid) }, { additionalProperties: false }),
