@@ -1,11 +1,17 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+/** The command line that runs `binary` so that it dies with this process (where the OS allows). */
+const tiedToWorker = (binary: string, args: string[]): [string, string[]] =>
+  SETPRIV ? [SETPRIV, ['--pdeathsig', 'SIGKILL', '--', binary, ...args]] : [binary, args];
 
 /**
  * Runs Debian's ffmpeg (or ffprobe) as a child process. Progress comes from `-progress pipe:1`
  * (out_time_us), CPU time from `-benchmark`. An abort signal (activity cancellation, worker shutdown)
- * kills the process; if the worker itself dies, ffmpeg's next progress write hits a closed pipe and
- * SIGPIPE ends it, so no orphan keeps transcoding.
+ * kills the process. If the worker itself dies (kill -9), ffmpeg would go on (it ignores SIGPIPE), so it
+ * is started through util-linux's `setpriv --pdeathsig SIGKILL`: the kernel kills it with its parent.
  */
 export interface FfmpegRun {
   code: number | null;
@@ -35,8 +41,15 @@ export function runFfmpeg(
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) return reject(new FfmpegAborted());
     const child = spawn(
-      opts.binary ?? 'ffmpeg',
-      ['-hide_banner', '-nostdin', '-nostats', '-benchmark', '-progress', 'pipe:1', ...args],
+      ...tiedToWorker(opts.binary ?? 'ffmpeg', [
+        '-hide_banner',
+        '-nostdin',
+        '-nostats',
+        '-benchmark',
+        '-progress',
+        'pipe:1',
+        ...args,
+      ]),
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stderr = '';

@@ -78,6 +78,7 @@ export async function catalogStores(
 export async function catalogWorkers(
   cfg: Config,
   deps: CatalogDeps,
+  queues: string[] = [TASK_QUEUE, MEDIA_TASK_QUEUE],
 ): Promise<{ client: Client; stop(): Promise<void> }> {
   // Refused uploads are expected in these tests: the SDK's own log says only what is wrong.
   try {
@@ -91,7 +92,7 @@ export async function catalogWorkers(
   const activities = createActivities({ catalog: deps });
   const bundle = await workflowBundle();
   const real = await Promise.all(
-    [TASK_QUEUE, MEDIA_TASK_QUEUE].map((taskQueue) =>
+    queues.map((taskQueue) =>
       Worker.create({
         connection: native,
         namespace: cfg.temporal.namespace,

@@ -14,6 +14,7 @@ import {
   royaltyBearingPlays,
   topCountriesByPlays,
 } from '../../api/queries/analytics';
+import { playCountsByTrack } from '../../activities/catalog/play-counts';
 import type { ChFragment } from '../../lib/clickhouse-sql';
 import { createClickHouse } from '../../lib/clients/clickhouse';
 import { clickHouseMigrations, migrateClickHouse } from '../../sql/migrate/clickhouse';
@@ -50,6 +51,7 @@ describe('ClickHouse SQL on 18.16 and on a current release (chdb)', () => {
     royalties: royaltyBearingPlays(month.from, month.to),
     artistDaily: artistDailyPlays(data.tracks[0]!.artist_id, new Date('2025-05-01T00:00:00Z'), NOW),
     artistTotals: artistTotals(data.tracks[0]!.artist_id, new Date('2025-05-01T00:00:00Z'), NOW),
+    playCounts: playCountsByTrack(),
   };
   const inserts = [
     {
