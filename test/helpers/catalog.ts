@@ -101,6 +101,7 @@ export async function catalogWorkers(
         sinks: workflowSinks(),
         activities,
         maxConcurrentActivityTaskExecutions: taskQueue === MEDIA_TASK_QUEUE ? 2 : 20,
+        maxHeartbeatThrottleInterval: '2s',
       }),
     ),
   );

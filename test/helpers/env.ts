@@ -9,6 +9,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
+import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Resource } from '@opentelemetry/resources';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -17,6 +18,7 @@ import { bundleWorkflowCode, type WorkerOptions, type WorkflowBundleWithSourceMa
 import { loadConfig, type Config } from '../../lib/config';
 import { stackContext, testServerLauncher } from '../../stack/context';
 import { WORKFLOW_INTERCEPTORS } from '../../workers/interceptors';
+import { SearchAttribute } from '../../workflows/search-attributes';
 
 /**
  * Tests use their own Temporal namespace, apart from the demo worker started by npm run up
@@ -35,9 +37,21 @@ export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   if (!existsSync(launcher)) {
     throw new Error(`no Temporal test server at ${launcher}: run npm run stack -- up temporal-test-server`);
   }
-  return TestWorkflowEnvironment.createTimeSkipping({
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path: launcher } },
   });
+  // Cadenza's search attributes, as the stack registers them: workflows that upsert one need it there.
+  const types = temporal.api.enums.v1.IndexedValueType;
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: env.namespace ?? 'default',
+    searchAttributes: Object.fromEntries(
+      Object.values(SearchAttribute).map((k) => [
+        k.name,
+        types[`INDEXED_VALUE_TYPE_${k.type}` as keyof typeof types],
+      ]),
+    ),
+  });
+  return env;
 }
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
