@@ -32,6 +32,7 @@ const TrackRow = z.object({
   album_id: z.string(),
   duration_ms: z.number(),
   release_date: z.string(),
+  status: z.string(),
 });
 const CampaignRow = z.object({
   id: z.string(),
@@ -58,7 +59,7 @@ export async function refreshDimensions(
     pool,
     (after) =>
       pool.any(sql.type(TrackRow)`
-        SELECT track_id::text AS id, artist_id::text AS artist_id, album_id::text AS album_id, duration_ms, release_date::text AS release_date
+        SELECT track_id::text AS id, artist_id::text AS artist_id, album_id::text AS album_id, duration_ms, release_date::text AS release_date, status
         FROM tracks WHERE track_id > ${after}::uuid ORDER BY track_id LIMIT ${PAGE}`),
     async (rows) => insert('dim_tracks')(rows.map((r) => ({ ...r, track_id: r.id }))),
   );

@@ -42,6 +42,8 @@ export interface MediaDeps {
   workDir?: string;
 }
 
+/** Enough of a file for its magic bytes (file-type reads at most 4 KB; ID3 tags before MP3 frames may be long). */
+const HEAD_BYTES = 256 * 1024;
 /** How long ffmpeg's presigned reads of a staging object stay valid. */
 const READ_URL_SECONDS = 6 * 3600;
 
@@ -188,33 +190,20 @@ export function createMediaActivities(deps: MediaDeps) {
       if (bytes === 0 || bytes > deps.maxUploadBytes) return base;
       const dir = await workFolder();
       try {
+        // What is not audio shows in its first bytes: refused without reading the rest.
+        const head = path.join(dir, 'head');
+        await pipeline(
+          await deps.minio.getPartialObject(staging, key, 0, Math.min(bytes, HEAD_BYTES)),
+          createWriteStream(head),
+        );
+        const first = await detectFormat(head);
+        if (!first.format) return { ...base, ...first };
         const file = path.join(dir, 'upload');
         const signal = Context.current().cancellationSignal;
         const sha256 = await download(key, file, signal).catch((err: unknown) => {
           throw cancelledOr(err);
         });
-        const detected = (await fileTypeFromFile(file))?.ext ?? null;
-        const format = detected ? (FORMAT_OF_DETECTED[detected] ?? null) : null;
-        const found: AudioInspection = { ...base, sha256, detected, format };
-        if (!format) return found;
-        try {
-          // Header durations first (they are what the file declares); a scan only when the header has none.
-          let meta = await parseFile(file, { duration: false, skipCovers: true });
-          if (meta.format.duration === undefined)
-            meta = await parseFile(file, { duration: true, skipCovers: true });
-          const f = meta.format;
-          found.codec = f.codec ?? null;
-          found.container = f.container ?? null;
-          found.lossless = Boolean(f.lossless);
-          found.durationMs = f.duration === undefined ? null : Math.round(f.duration * 1000);
-          found.sampleRateHz = f.sampleRate ?? null;
-          found.bitDepth = f.bitsPerSample ?? null;
-          found.channels = f.numberOfChannels ?? null;
-        } catch (err) {
-          found.parseError = (err as Error).message.slice(0, 200);
-        }
-        if (format === 'wav') found.truncatedHeader = await wavDataExceedsFile(file);
-        return found;
+        return await inspectFile(file, { ...base, sha256 });
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
@@ -229,41 +218,16 @@ export function createMediaActivities(deps: MediaDeps) {
       await stagedSize(key);
       const url = await deps.minio.presignedGetObject(staging, key, READ_URL_SECONDS);
       const ctx = Context.current();
-      const run = await runFfmpeg(
-        ['-v', 'info', '-xerror', '-i', url, '-map', '0:a:0', '-af', 'ebur128=peak=true', '-f', 'null', '-'],
-        {
-          signal: ctx.cancellationSignal,
-          onProgress: (ms) => ctx.heartbeat({ step: 'loudness', decodedMs: ms }),
-        },
-      ).catch((err: unknown) => {
+      const result = await loudnessOf(url, {
+        signal: ctx.cancellationSignal,
+        onProgress: (ms) => ctx.heartbeat({ step: 'loudness', decodedMs: ms }),
+      }).catch((err: unknown) => {
         throw cancelledOr(err);
       });
-      if (run.code !== 0) {
-        const error = ffmpegError(run.stderr);
-        if (TRANSIENT_INPUT.test(error)) throw new Error(`ffmpeg could not read the upload: ${error}`);
-        return {
-          integratedLufs: -99,
-          truePeakDbtp: -99,
-          decodedMs: run.outTimeMs,
-          error,
-          cpuMs: run.cpuMs,
-          wallMs: run.wallMs,
-        };
+      if (result.error && TRANSIENT_INPUT.test(result.error)) {
+        throw new Error(`ffmpeg could not read the upload: ${result.error}`);
       }
-      const summary = run.stderr.slice(run.stderr.lastIndexOf('Summary:'));
-      const level = (re: RegExp) => {
-        const v = re.exec(summary)?.[1];
-        const n = v === undefined ? NaN : Number(v);
-        return Number.isFinite(n) ? Math.max(-99, Math.min(n, 30)) : -99;
-      };
-      return {
-        integratedLufs: level(/\bI:\s+(-?[\d.]+|-?inf)\s+LUFS/),
-        truePeakDbtp: level(/Peak:\s+(-?[\d.]+|-?inf)\s+dBFS/),
-        decodedMs: run.outTimeMs,
-        error: null,
-        cpuMs: run.cpuMs,
-        wallMs: run.wallMs,
-      };
+      return result;
     },
 
     /**
@@ -282,13 +246,7 @@ export function createMediaActivities(deps: MediaDeps) {
       const ctx = Context.current();
       const dir = await workFolder();
       try {
-        const outputs = LADDER.map((r) => ({ ...r, file: path.join(dir, `${r.quality}.ogg`) }));
-        const args = ['-v', 'error', '-xerror', '-i', url, '-map_metadata', '-1'];
-        for (const o of outputs) {
-          args.push('-map', '0:a:0', '-vn', '-ac', '2', '-ar', '44100', '-c:a', 'libvorbis');
-          args.push('-b:a', `${o.bitrateKbps}k`, '-f', 'ogg', '-y', o.file);
-        }
-        const run = await runFfmpeg(args, {
+        const ladder = await transcodeToFiles(url, dir, {
           signal: ctx.cancellationSignal,
           onProgress: (ms) =>
             ctx.heartbeat({
@@ -298,24 +256,23 @@ export function createMediaActivities(deps: MediaDeps) {
         }).catch((err: unknown) => {
           throw cancelledOr(err);
         });
-        if (run.code !== 0) {
-          const error = ffmpegError(run.stderr);
-          if (TRANSIENT_INPUT.test(error)) throw new Error(`ffmpeg could not read the upload: ${error}`);
+        if ('error' in ladder) {
+          if (TRANSIENT_INPUT.test(ladder.error))
+            throw new Error(`ffmpeg could not read the upload: ${ladder.error}`);
           throw ApplicationFailure.nonRetryable(
-            `The audio could not be transcoded (${error}); export the file again.`,
+            `The audio could not be transcoded (${ladder.error}); export the file again.`,
             CatalogFailure.CorruptFile,
           );
         }
         const renditions: Rendition[] = [];
-        for (const o of outputs) {
+        for (const o of ladder.outputs) {
           const stagingKey = derivedRenditionKey(input.trackId, o.quality);
-          const { size } = await stat(o.file);
           await deps.minio.fPutObject(staging, stagingKey, o.file, {
             'Content-Type': RENDITION_CODEC.contentType,
           });
-          renditions.push({ quality: o.quality, bitrateKbps: o.bitrateKbps, bytes: size, stagingKey });
+          renditions.push({ quality: o.quality, bitrateKbps: o.bitrateKbps, bytes: o.bytes, stagingKey });
         }
-        return { renditions, cpuMs: run.cpuMs, wallMs: run.wallMs };
+        return { renditions, cpuMs: ladder.cpuMs, wallMs: ladder.wallMs };
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
@@ -371,6 +328,113 @@ export function createMediaActivities(deps: MediaDeps) {
       }
     },
   };
+}
+
+/**
+ * The plain tools the activities above are made of (the seed uses them on local files too): no activity
+ * context, cancellation and progress passed in.
+ */
+interface Watch {
+  signal?: AbortSignal;
+  onProgress?: (outTimeMs: number) => void;
+}
+
+/** What a file's magic bytes say it is, and the audio format that is (if the catalog takes it). */
+export async function detectFormat(file: string): Promise<Pick<AudioInspection, 'detected' | 'format'>> {
+  const detected = (await fileTypeFromFile(file))?.ext ?? null;
+  return { detected, format: detected ? (FORMAT_OF_DETECTED[detected] ?? null) : null };
+}
+
+/** What the bytes of a local file are: its format by magic bytes, then what its headers declare. */
+export async function inspectFile(file: string, base: AudioInspection): Promise<AudioInspection> {
+  const { detected, format } = await detectFormat(file);
+  const found: AudioInspection = { ...base, detected, format };
+  if (!format) return found;
+  try {
+    // Header durations first (they are what the file declares); a scan only when the header has none.
+    let meta = await parseFile(file, { duration: false, skipCovers: true });
+    if (meta.format.duration === undefined)
+      meta = await parseFile(file, { duration: true, skipCovers: true });
+    const f = meta.format;
+    found.codec = f.codec ?? null;
+    found.container = f.container ?? null;
+    found.lossless = Boolean(f.lossless);
+    found.durationMs = f.duration === undefined ? null : Math.round(f.duration * 1000);
+    found.sampleRateHz = f.sampleRate ?? null;
+    found.bitDepth = f.bitsPerSample ?? null;
+    found.channels = f.numberOfChannels ?? null;
+  } catch (err) {
+    found.parseError = (err as Error).message.slice(0, 200);
+  }
+  if (format === 'wav') found.truncatedHeader = await wavDataExceedsFile(file);
+  return found;
+}
+
+/** EBU R128 loudness of a file or URL, decoding every sample (a decode error comes back as `error`). */
+export async function loudnessOf(source: string, watch: Watch = {}): Promise<LoudnessResult> {
+  const run = await runFfmpeg(
+    ['-v', 'info', '-xerror', '-i', source, '-map', '0:a:0', '-af', 'ebur128=peak=true', '-f', 'null', '-'],
+    watch,
+  );
+  if (run.code !== 0) {
+    return {
+      integratedLufs: -99,
+      truePeakDbtp: -99,
+      decodedMs: run.outTimeMs,
+      error: ffmpegError(run.stderr),
+      cpuMs: run.cpuMs,
+      wallMs: run.wallMs,
+    };
+  }
+  const summary = run.stderr.slice(run.stderr.lastIndexOf('Summary:'));
+  const level = (re: RegExp) => {
+    const v = re.exec(summary)?.[1];
+    const n = v === undefined ? NaN : Number(v);
+    return Number.isFinite(n) ? Math.max(-99, Math.min(n, 30)) : -99;
+  };
+  return {
+    integratedLufs: level(/\bI:\s+(-?[\d.]+|-?inf)\s+LUFS/),
+    truePeakDbtp: level(/Peak:\s+(-?[\d.]+|-?inf)\s+dBFS/),
+    decodedMs: run.outTimeMs,
+    error: null,
+    cpuMs: run.cpuMs,
+    wallMs: run.wallMs,
+  };
+}
+
+/**
+ * The ladder in one ffmpeg run (the source is decoded once) into `dir`: Ogg Vorbis, stereo, 44.1 kHz,
+ * without the source's tags (they may carry personal data).
+ */
+export async function transcodeToFiles(
+  source: string,
+  dir: string,
+  watch: Watch = {},
+): Promise<
+  | {
+      outputs: { quality: Quality; bitrateKbps: number; file: string; bytes: number }[];
+      cpuMs: number;
+      wallMs: number;
+    }
+  | { error: string }
+> {
+  const outputs = LADDER.map((r) => ({ ...r, file: path.join(dir, `${r.quality}.ogg`) }));
+  const args = ['-v', 'error', '-xerror', '-i', source, '-map_metadata', '-1'];
+  for (const o of outputs) {
+    args.push('-map', '0:a:0', '-vn', '-ac', '2', '-ar', '44100', '-c:a', 'libvorbis');
+    args.push('-b:a', `${o.bitrateKbps}k`, '-f', 'ogg', '-y', o.file);
+  }
+  const run = await runFfmpeg(args, watch);
+  if (run.code !== 0) return { error: ffmpegError(run.stderr) };
+  const sized = [];
+  for (const o of outputs)
+    sized.push({
+      quality: o.quality,
+      bitrateKbps: o.bitrateKbps,
+      file: o.file,
+      bytes: (await stat(o.file)).size,
+    });
+  return { outputs: sized, cpuMs: run.cpuMs, wallMs: run.wallMs };
 }
 
 /** A RIFF/WAVE file whose data chunk declares more bytes than follow it (the upload was cut short). */

@@ -32,6 +32,39 @@ const Count = z.object({ track_id: z.string(), plays: chCount });
 const Moved = z.object({ track_id: z.string(), album_id: z.string(), artist_id: z.string() });
 const BATCH = 5000;
 
+type Moved = z.infer<typeof Moved>;
+
+/**
+ * Royalty-bearing plays per track from ClickHouse into `tracks.play_count`, a batch at a time; `onMoved`
+ * gets the tracks (with album and artist) whose count changed. Tracks ClickHouse has no plays of keep theirs.
+ */
+export async function recountPlays(
+  pool: DatabasePool,
+  clickhouse: ClickHouseClient,
+  onMoved: (moved: readonly Moved[], done: number, of: number) => Promise<void> = async () => undefined,
+): Promise<number> {
+  const counts = await chRows(clickhouse, playCountsByTrack(), Count);
+  let changed = 0;
+  for (let i = 0; i < counts.length; i += BATCH) {
+    const batch = counts.slice(i, i + BATCH);
+    const moved = await pool.any(sql.type(Moved)`
+      UPDATE tracks t SET play_count = x.plays
+      FROM unnest(${sql.array(
+        batch.map((c) => c.track_id),
+        'uuid',
+      )}::uuid[],
+                  ${sql.array(
+                    batch.map((c) => c.plays),
+                    'int8',
+                  )}::bigint[]) AS x(id, plays)
+      WHERE t.track_id = x.id AND t.play_count <> x.plays
+      RETURNING t.track_id::text, t.album_id::text, t.artist_id::text`);
+    changed += moved.length;
+    await onMoved(moved, i + batch.length, counts.length);
+  }
+  return changed;
+}
+
 export function createPlayCountActivities(deps: {
   pool: DatabasePool;
   clickhouse: ClickHouseClient;
@@ -40,49 +73,22 @@ export function createPlayCountActivities(deps: {
 }) {
   return {
     async syncPlayCounts(): Promise<{ tracksChanged: number; documentsWritten: number }> {
-      const counts = await chRows(deps.clickhouse, playCountsByTrack(), Count);
-      let tracksChanged = 0;
       let documentsWritten = 0;
-      for (let i = 0; i < counts.length; i += BATCH) {
-        const batch = counts.slice(i, i + BATCH);
-        const moved = await deps.pool.any(sql.type(Moved)`
-          UPDATE tracks t SET play_count = x.plays
-          FROM unnest(${sql.array(
-            batch.map((c) => c.track_id),
-            'uuid',
-          )}::uuid[],
-                      ${sql.array(
-                        batch.map((c) => c.plays),
-                        'int8',
-                      )}::bigint[]) AS x(id, plays)
-          WHERE t.track_id = x.id AND t.play_count <> x.plays
-          RETURNING t.track_id::text, t.album_id::text, t.artist_id::text`);
-        tracksChanged += moved.length;
+      const tracksChanged = await recountPlays(deps.pool, deps.clickhouse, async (moved, done, of) => {
         if (moved.length) {
-          const ids = (key: 'track_id' | 'album_id' | 'artist_id') => [...new Set(moved.map((m) => m[key]))];
+          const ids = (key: keyof Moved) => [...new Set(moved.map((m) => m[key]))];
           const [tracks, albums, artists] = await Promise.all([
             readDocuments(deps.pool, 'tracks', idIn('tracks', ids('track_id')), BATCH),
             readDocuments(deps.pool, 'albums', idIn('albums', ids('album_id')), BATCH),
             readDocuments(deps.pool, 'artists', idIn('artists', ids('artist_id')), BATCH),
           ]);
-          documentsWritten += await writeDocuments(
-            deps.opensearch,
-            indexAlias('tracks', deps.indexPrefix),
-            tracks,
-          );
-          documentsWritten += await writeDocuments(
-            deps.opensearch,
-            indexAlias('albums', deps.indexPrefix),
-            albums,
-          );
-          documentsWritten += await writeDocuments(
-            deps.opensearch,
-            indexAlias('artists', deps.indexPrefix),
-            artists,
-          );
+          const alias = (name: 'tracks' | 'albums' | 'artists') => indexAlias(name, deps.indexPrefix);
+          documentsWritten += await writeDocuments(deps.opensearch, alias('tracks'), tracks);
+          documentsWritten += await writeDocuments(deps.opensearch, alias('albums'), albums);
+          documentsWritten += await writeDocuments(deps.opensearch, alias('artists'), artists);
         }
-        heartbeat({ done: i + batch.length, of: counts.length });
-      }
+        heartbeat({ done, of });
+      });
       return { tracksChanged, documentsWritten };
     },
   };

@@ -187,6 +187,20 @@ function transcodePercent(raw: {
 
 const numberOrNull = (v: string | null) => (v === null ? null : Number(v));
 
+/** The ingestion step an activity belongs to, for when the workflow itself cannot be asked. */
+const STEP_OF_ACTIVITY: Record<string, string> = {
+  inspectUpload: 'inspect',
+  checkSubmission: 'validate',
+  findDuplicate: 'dedup',
+  prepareCover: 'cover',
+  measureLoudness: 'loudness',
+  transcodeLadder: 'transcode',
+  promoteTrack: 'promote',
+  writeCatalog: 'catalog',
+  indexTrack: 'index',
+  upsertTrackDimension: 'index',
+};
+
 export const trackRoutes: FastifyPluginAsyncTypebox<TrackApiDeps> = async (app, deps) => {
   const { temporal, pool } = deps;
   const staging = bucketName('staging', deps.bucketPrefix);
@@ -249,13 +263,22 @@ export const trackRoutes: FastifyPluginAsyncTypebox<TrackApiDeps> = async (app, 
       finishedAt: row.finished_at,
     };
     if (row.status !== 'processing') return view;
+    const handle = temporal.workflow.getHandle(row.workflow_id);
     try {
-      const handle = temporal.workflow.getHandle(row.workflow_id);
-      const live = await handle.query(ingestionProgress);
-      view.step = live.step;
-      if (live.step === 'transcode') view.percent = transcodePercent((await handle.describe()).raw);
+      view.step = (await handle.query(ingestionProgress)).step;
     } catch {
-      // Live detail is best effort: with the worker down the projection still answers.
+      // No worker to answer (it may be restarting): the server still knows which step is running.
+      const pending = await handle.describe().then(
+        (d) => d.raw.pendingActivities?.[0]?.activityType?.name,
+        () => undefined,
+      );
+      if (pending && STEP_OF_ACTIVITY[pending]) view.step = STEP_OF_ACTIVITY[pending];
+    }
+    if (view.step === 'transcode') {
+      view.percent = await handle.describe().then(
+        (d) => transcodePercent(d.raw),
+        () => undefined,
+      );
     }
     return view;
   }

@@ -14,11 +14,16 @@ import {
   produceTicks,
 } from './load';
 import { SettlementAccumulator, tap, type SeedSettlement } from './settlement';
+import { seedCatalog, type CatalogSeedReport } from './catalog';
+import { createMinio } from '../../lib/clients/minio';
+import { createOpenSearch } from '../../lib/clients/opensearch';
 
 export interface RunSeedOptions extends SeedOptions {
   via: 'kafka' | 'clickhouse';
   ifEmpty?: boolean;
   progress?: boolean;
+  /** Search documents for the catalog and real audio for this many tracks (MinIO and OpenSearch needed). */
+  catalog?: { audioTracks: number };
 }
 
 export interface SeedReport {
@@ -29,6 +34,7 @@ export interface SeedReport {
   seconds: number;
   tickRowsPerSecond: number;
   postgres: { rows: number; seconds: number };
+  catalog?: CatalogSeedReport;
 }
 
 /** Generates the dataset and loads it: PostgreSQL, the ClickHouse dimensions, then the ticks. */
@@ -90,6 +96,27 @@ export async function runSeed(cfg: Config, opts: RunSeedOptions): Promise<SeedRe
     const tickSeconds = (Date.now() - tickStart) / 1000;
     const settled = settlement.settle(data, opts.now);
     await insertSeedSettlement(pool, settled, opts.now);
+    let catalog: CatalogSeedReport | undefined;
+    if (opts.catalog) {
+      const opensearch = createOpenSearch(cfg.opensearch);
+      const docBar = bar('search documents', data.tracks.length + data.albums.length + data.artists.length);
+      try {
+        catalog = await seedCatalog(
+          {
+            pool,
+            clickhouse,
+            opensearch,
+            minio: createMinio(cfg.minio),
+            bucketPrefix: cfg.minio.bucketPrefix,
+            indexPrefix: cfg.opensearch.indexPrefix,
+          },
+          data,
+          { audioTracks: opts.catalog.audioTracks, onDocuments: (n) => docBar.increment(n) },
+        );
+      } finally {
+        await opensearch.close();
+      }
+    }
     return {
       skipped: false,
       data,
@@ -98,6 +125,7 @@ export async function runSeed(cfg: Config, opts: RunSeedOptions): Promise<SeedRe
       seconds: (Date.now() - started) / 1000,
       tickRowsPerSecond: sent / Math.max(tickSeconds, 0.001),
       postgres: { rows: pgRows, seconds: pgSeconds },
+      catalog,
     };
   } finally {
     bars.stop();
