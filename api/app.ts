@@ -13,7 +13,7 @@ import type { Verifier } from './auth/verifier';
 import { devJwks } from './auth/dev-issuer';
 import { logger } from '../lib/logger';
 import auth from './plugins/auth';
-import errors from './plugins/errors';
+import errors, { clientErrorHandler, frameworkErrors } from './plugins/errors';
 import metrics from './plugins/metrics';
 import openapi from './plugins/openapi';
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -33,6 +33,7 @@ import { playTickRoutes, type TickPublisher } from './routes/play-ticks';
 import { subscriptionRoutes } from './routes/subscriptions';
 import { workflowRoutes } from './routes/workflows';
 import { Problem } from './schemas';
+import { PageTokens } from './lib/page-token';
 
 export interface RouteSummary {
   method: string;
@@ -81,10 +82,26 @@ export interface ApiDeps {
 /** The whole HTTP API as a Fastify instance; main.ts listens, tests use inject(). */
 export async function buildApp(deps: ApiDeps) {
   const { config } = deps;
+  const { api } = config;
   const app = Fastify({
     loggerInstance:
       deps.log === false ? undefined : (logger.child({ component: 'api' }) as FastifyBaseLogger),
-    bodyLimit: config.api.bodyLimit,
+    bodyLimit: api.bodyLimit,
+    // Timeouts and caps (lib/config.ts): a slow or silent client cannot hold a socket for long.
+    requestTimeout: api.requestTimeoutMs,
+    keepAliveTimeout: api.keepAliveTimeoutMs,
+    connectionTimeout: api.idleTimeoutMs,
+    handlerTimeout: api.handlerTimeoutMs,
+    http: {
+      headersTimeout: api.headersTimeoutMs,
+      maxHeaderSize: api.maxHeaderBytes,
+      // How often Node looks for requests past their timeouts (its default, 30 s, would add up to that).
+      connectionsCheckingInterval: 1000,
+    },
+    routerOptions: { maxParamLength: api.maxParamLength },
+    trustProxy: api.trustProxy,
+    clientErrorHandler,
+    frameworkErrors,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
@@ -125,11 +142,12 @@ export async function buildApp(deps: ApiDeps) {
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  app.server.maxConnections = api.maxConnections;
   app.addSchema(Problem);
-  await app.register(errors);
+  await app.register(errors, { retryAfterSeconds: api.retryAfterSeconds });
   await app.register(openapi);
   await app.register(metrics);
-  await app.register(auth, { verify: deps.verify });
+  await app.register(auth, { verify: deps.verify, failuresPerMinute: api.authFailuresPerMinute });
   await app.register(audit, { pool: deps.pool });
   // Per token (its subject): after authentication, before validation; anonymous callers by address.
   await app.register(rateLimit, {
@@ -142,7 +160,7 @@ export async function buildApp(deps: ApiDeps) {
   });
 
   await app.register(healthRoutes, { readiness: deps.readiness });
-  if (!config.auth.jwksUrl) {
+  if (!config.auth.jwksUrl && !config.auth.production) {
     // The development issuer's keys, OIDC-style, so other local services can verify the same tokens.
     app.get('/.well-known/jwks.json', { config: { public: true }, schema: { hide: true } }, async () =>
       devJwks(config.auth),
@@ -151,7 +169,7 @@ export async function buildApp(deps: ApiDeps) {
   // Every resource under /v1, one file a resource.
   const { temporal, pool, clickhouse, payments } = deps;
   const v1 = { prefix: '/v1' };
-  await app.register(workflowRoutes, { ...v1, temporal });
+  await app.register(workflowRoutes, { ...v1, temporal, pageTokens: new PageTokens(api.pageTokenKey) });
   await app.register(pingRoutes, { ...v1, temporal });
   await app.register(playTickRoutes, { ...v1, publisher: deps.publisher });
   await app.register(analyticsRoutes, { ...v1, pool, clickhouse });

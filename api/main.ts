@@ -9,17 +9,31 @@ import { createOpenSearch, openSearchHealth } from '../lib/clients/opensearch';
 import { createPostgresPool, postgresHealth } from '../lib/clients/postgres';
 import { cachedChecks } from '../lib/clients/health';
 import { temporalHealth } from '../lib/clients/temporal';
-import { config } from '../lib/config';
+import { apiConfigProblems, config, ConfigError } from '../lib/config';
 import { PlayTickProducer } from './lib/play-tick-producer';
 import { createPaymentProvider } from '../lib/clients/payments';
 import { setUpTracing } from '../lib/telemetry';
 import { childLogger } from '../lib/logger';
 import { buildApp } from './app';
+import { isStoreOutage } from './problems';
 
 const log = childLogger('api');
 
 async function main(): Promise<void> {
   const cfg = config();
+  const problems = apiConfigProblems(cfg);
+  if (problems.length) throw new ConfigError(problems);
+  // Say which tokens this API trusts, first thing: an operator must never have to guess.
+  if (cfg.auth.jwksUrl)
+    log.info(
+      { env: cfg.env, jwks: cfg.auth.jwksUrl, issuer: cfg.auth.issuer, audience: cfg.auth.audience },
+      'auth: tokens of the external issuer only',
+    );
+  else
+    log.warn(
+      { env: cfg.env, issuer: cfg.auth.issuer, keys: cfg.auth.devIssuerDir },
+      'auth: DEVELOPMENT issuer (npm run token) — its key is on this host; never use it in production',
+    );
   // Lazy: the API starts even while a store is still coming up; /readyz says which one is not there yet.
   const connection = Connection.lazy({ address: cfg.temporal.address });
   const tracing = setUpTracing(cfg.otel, 'cadenza-api');
@@ -73,6 +87,13 @@ async function main(): Promise<void> {
   await app.listen({ host: cfg.api.host, port: cfg.api.port });
   log.info({ url: `http://${cfg.api.host}:${cfg.api.port}`, docs: '/docs' }, 'api listening');
 }
+
+// A store client that drops a connection failure on the floor (pg under slonik does, when PostgreSQL goes
+// away mid-query) must not take the API down with it; anything else is a bug and still ends the process.
+process.on('unhandledRejection', (reason) => {
+  if (isStoreOutage(reason)) return void log.warn({ err: reason }, 'a store client left a failure unhandled');
+  throw reason;
+});
 
 main().catch((err: unknown) => {
   log.fatal({ err }, 'api failed to start');

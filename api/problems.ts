@@ -78,3 +78,67 @@ export function problemFromFailure(err: unknown): unknown {
   const p = FAILURE_PROBLEMS[failure.type];
   return new CadenzaError(p.slug, p.status, p.title, failure.message, { failure: failure.type });
 }
+
+/** Socket-level failures: the store is down, unreachable, or dropped the connection. */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  'ERR_SOCKET_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+]);
+/** PostgreSQL SQLSTATEs of a server that is going away or full: class 08, admin shutdown, too many clients. */
+const PG_UNAVAILABLE = /^(08...|57P0[123]|53300)$/;
+/** Client classes that mean "no connection" (slonik, OpenSearch, KafkaJS). */
+const UNAVAILABLE_NAMES = new Set([
+  'ConnectionError', // slonik, OpenSearch
+  'BackendTerminatedError', // slonik
+  'BackendTerminatedUnexpectedlyError',
+  'NoLivingConnectionsError', // OpenSearch
+  'KafkaJSConnectionError',
+  'KafkaJSConnectionClosedError',
+  'KafkaJSRequestTimeoutError',
+  'KafkaJSBrokerNotFound',
+]);
+/** gRPC statuses (Temporal) of a server that cannot answer now: UNAVAILABLE, DEADLINE_EXCEEDED. */
+const GRPC_UNAVAILABLE = new Set([14, 4]);
+
+/**
+ * Whether an error means a store (PostgreSQL, ClickHouse, OpenSearch, MinIO, Temporal, Kafka) is not
+ * answering, so the request can be retried later (503 + Retry-After) rather than being our bug (500).
+ * Walks the cause chain, since every client wraps the socket's error in its own.
+ */
+export function isStoreOutage(err: unknown): boolean {
+  const seen = new Set<unknown>();
+  const queue: unknown[] = [err];
+  while (queue.length && seen.size < 12) {
+    const e = queue.shift();
+    if (!e || typeof e !== 'object' || seen.has(e)) continue;
+    seen.add(e);
+    const { code, name, message } = e as { code?: unknown; name?: unknown; message?: unknown };
+    if (typeof code === 'string' && (NETWORK_CODES.has(code) || PG_UNAVAILABLE.test(code))) return true;
+    // slonik's errors keep the name "Error": their class says what happened.
+    const className = (e as { constructor?: { name?: string } }).constructor?.name;
+    if ((typeof name === 'string' && UNAVAILABLE_NAMES.has(name)) || UNAVAILABLE_NAMES.has(className ?? ''))
+      return true;
+    // Temporal's ServiceError carries the gRPC status of the call that failed.
+    if (typeof code === 'number' && GRPC_UNAVAILABLE.has(code) && 'details' in e) return true;
+    if (name === 'TimeoutError' || (typeof message === 'string' && /^Timeout error\.?$/.test(message)))
+      return true; // OpenSearch, ClickHouse: the store did not answer in time
+    const { cause, errors, originalError } = e as {
+      cause?: unknown;
+      errors?: unknown;
+      originalError?: unknown;
+    };
+    queue.push(cause, originalError, ...(Array.isArray(errors) ? errors : []));
+  }
+  return false;
+}

@@ -77,11 +77,75 @@ const variables = {
   CADENZA_API_PORT: port.default(3000),
   CADENZA_API_BODY_LIMIT: z.coerce.number().int().min(1024).default(1_048_576),
   CADENZA_API_RATE_LIMIT: z.coerce.number().int().min(1).default(60_000),
+  /**
+   * Requests per minute from one address that carry no token or a refused one; past it the address gets
+   * 429 before any signature is checked (a flood of forged tokens costs a map lookup, not a verify).
+   */
+  CADENZA_API_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(60),
+  /** The whole request (headers and body) must arrive within this; a trickling client gets 408. */
+  CADENZA_API_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
+  /** The headers must arrive within this (slowloris). At most the request timeout. */
+  CADENZA_API_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(10_000),
+  /** A handler that has not answered within this answers 503 (a store that hangs, not one that is down). */
+  CADENZA_API_HANDLER_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(60_000),
+  /** An idle keep-alive connection is closed after this. */
+  CADENZA_API_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
+  /** A connection on which nothing moves for this long is closed, whatever state it is in. */
+  CADENZA_API_IDLE_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(60_000),
+  /** Open connections at most; past it new ones are closed at once. */
+  CADENZA_API_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(4096),
+  /** Request line and headers together, bytes; larger answers 431. */
+  CADENZA_API_MAX_HEADER_BYTES: z.coerce.number().int().min(4096).max(1_048_576).default(16_384),
+  /**
+   * A path parameter longer than this, percent-encoded, answers 414. At least 12 times the longest a route
+   * declares (a UTF-8 character is up to 12 bytes encoded), so that one is answered by its schema (400).
+   */
+  CADENZA_API_MAX_PARAM_LENGTH: z.coerce.number().int().min(36).max(8192).default(5000),
+  /**
+   * Which proxies' X-Forwarded-For to believe for the client address (per-address limits): `false`
+   * (none: the socket's peer), `true` (any), a hop count, or addresses/CIDRs separated by commas.
+   */
+  CADENZA_API_TRUST_PROXY: z
+    .string()
+    .regex(
+      /^(true|false|\d{1,2}|[0-9a-fA-F.:/]+(\s*,\s*[0-9a-fA-F.:/]+)*)$/,
+      'true, false, a hop count, or addresses/CIDRs',
+    )
+    .default('false'),
+  /** Seals page tokens (api/lib/page-token.ts): the same on every API process; unset, each makes its own. */
+  CADENZA_API_PAGE_TOKEN_KEY: z.string().min(16).optional(),
+  /** Retry-After of a 503 because a store is not answering, seconds. */
+  CADENZA_API_RETRY_AFTER_SECONDS: z.coerce.number().int().min(1).max(3600).default(5),
 
-  /** Bearer tokens: an OIDC issuer's JWKS; unset means the project's development issuer. */
+  /**
+   * Bearer tokens: an OIDC issuer's JWKS, its `iss` and the `aud` it writes for this API. Unset JWKS means
+   * the project's development issuer, which CADENZA_ENV=production refuses (api/auth/issuer.ts).
+   */
   CADENZA_AUTH_JWKS_URL: url.optional(),
-  CADENZA_AUTH_ISSUER: z.string().min(1).default('cadenza-dev-issuer'),
-  CADENZA_AUTH_AUDIENCE: z.string().min(1).default('cadenza-api'),
+  CADENZA_AUTH_ISSUER: z.string().min(1).optional(),
+  CADENZA_AUTH_AUDIENCE: z.string().min(1).optional(),
+  /** Longest token lifetime accepted (exp − iat, or exp − now without iat), seconds. */
+  CADENZA_AUTH_MAX_TOKEN_LIFETIME: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 86_400)
+    .default(86_400),
+  /** Clock skew allowed on exp, nbf and iat, seconds. */
+  CADENZA_AUTH_CLOCK_TOLERANCE: z.coerce.number().int().min(0).max(300).default(30),
+  /** The `typ` header values accepted when a token has one (RFC 9068: at+jwt), comma-separated. */
+  CADENZA_AUTH_TOKEN_TYPES: z
+    .string()
+    .default('at+jwt,jwt')
+    .transform((s) =>
+      s.split(',').map((t) =>
+        t
+          .trim()
+          .toLowerCase()
+          .replace(/^application\//, ''),
+      ),
+    )
+    .pipe(z.array(z.string().regex(/^[a-z0-9.+-]{1,40}$/)).min(1)),
   CADENZA_DEV_ISSUER_DIR: z
     .string()
     .min(1)
@@ -181,6 +245,20 @@ function splitHostPort(value: string): { host: string; port: number } {
   return { host: value.slice(0, at), port: Number(value.slice(at + 1)) };
 }
 
+/** The development issuer's `iss` and `aud`, used when the environment names no issuer (never in production). */
+export const DEV_ISSUER = 'cadenza-dev-issuer';
+export const DEV_AUDIENCE = 'cadenza-api';
+
+/** CADENZA_API_TRUST_PROXY as Fastify's trustProxy option (a hop count: trust that many proxies in front). */
+function trustProxy(value: string): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (value === 'true' || value === 'false') return value === 'true';
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    return (_address, hop) => hop < hops;
+  }
+  return value.split(',').map((a) => a.trim());
+}
+
 function build(env: Env) {
   const clickhouse = new URL(env.CADENZA_CLICKHOUSE_URL);
   const opensearch = new URL(env.CADENZA_OPENSEARCH_URL);
@@ -253,11 +331,34 @@ function build(env: Env) {
       port: env.CADENZA_API_PORT,
       bodyLimit: env.CADENZA_API_BODY_LIMIT,
       rateLimitPerMinute: env.CADENZA_API_RATE_LIMIT,
+      authFailuresPerMinute: env.CADENZA_API_AUTH_FAILURES_PER_MINUTE,
+      requestTimeoutMs: env.CADENZA_API_REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: Math.min(env.CADENZA_API_HEADERS_TIMEOUT_MS, env.CADENZA_API_REQUEST_TIMEOUT_MS),
+      handlerTimeoutMs: env.CADENZA_API_HANDLER_TIMEOUT_MS,
+      keepAliveTimeoutMs: env.CADENZA_API_KEEP_ALIVE_TIMEOUT_MS,
+      idleTimeoutMs: env.CADENZA_API_IDLE_TIMEOUT_MS,
+      maxConnections: env.CADENZA_API_MAX_CONNECTIONS,
+      maxHeaderBytes: env.CADENZA_API_MAX_HEADER_BYTES,
+      maxParamLength: env.CADENZA_API_MAX_PARAM_LENGTH,
+      trustProxy: trustProxy(env.CADENZA_API_TRUST_PROXY),
+      retryAfterSeconds: env.CADENZA_API_RETRY_AFTER_SECONDS,
+      pageTokenKey: env.CADENZA_API_PAGE_TOKEN_KEY,
     },
     auth: {
+      /** production: only an external issuer (JWKS URL, issuer, audience all set); no development key. */
+      production: env.CADENZA_ENV === 'production',
       jwksUrl: env.CADENZA_AUTH_JWKS_URL,
-      issuer: env.CADENZA_AUTH_ISSUER,
-      audience: env.CADENZA_AUTH_AUDIENCE,
+      issuer: env.CADENZA_AUTH_ISSUER ?? DEV_ISSUER,
+      audience: env.CADENZA_AUTH_AUDIENCE ?? DEV_AUDIENCE,
+      /** Which of the three the environment set (production needs all of them). */
+      set: {
+        jwksUrl: env.CADENZA_AUTH_JWKS_URL !== undefined,
+        issuer: env.CADENZA_AUTH_ISSUER !== undefined,
+        audience: env.CADENZA_AUTH_AUDIENCE !== undefined,
+      },
+      maxTokenLifetimeSeconds: env.CADENZA_AUTH_MAX_TOKEN_LIFETIME,
+      clockToleranceSeconds: env.CADENZA_AUTH_CLOCK_TOLERANCE,
+      tokenTypes: env.CADENZA_AUTH_TOKEN_TYPES,
       devIssuerDir: env.CADENZA_DEV_ISSUER_DIR,
     },
     payments: {
@@ -311,7 +412,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
   const env: Record<string, unknown> = {};
   for (const [name, schema] of Object.entries(variables)) {
-    const raw = source[name];
+    // A production Node environment without CADENZA_ENV is production: the safe side when it was forgotten.
+    const raw =
+      name === 'CADENZA_ENV' && source[name] === undefined && source.NODE_ENV === 'production'
+        ? 'production'
+        : source[name];
     const parsed = (schema as z.ZodTypeAny).safeParse(
       raw === '' && name !== 'CADENZA_CLICKHOUSE_PASSWORD' ? undefined : raw,
     );
@@ -330,6 +435,24 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return build(env as Env);
+}
+
+/**
+ * What the API needs beyond a config that loads: in production, an external issuer named in full
+ * (workers and sinks do not verify tokens, so this is checked by the API only).
+ */
+export function apiConfigProblems(cfg: Config): string[] {
+  if (!cfg.auth.production) return [];
+  const missing = (['jwksUrl', 'issuer', 'audience'] as const).filter((k) => !cfg.auth.set[k]);
+  const names = {
+    jwksUrl: 'CADENZA_AUTH_JWKS_URL',
+    issuer: 'CADENZA_AUTH_ISSUER',
+    audience: 'CADENZA_AUTH_AUDIENCE',
+  };
+  return missing.map(
+    (k) =>
+      `${names[k]} is not set: CADENZA_ENV=production accepts only tokens of an external issuer (its JWKS URL, issuer and audience), never the development issuer`,
+  );
 }
 
 let cached: Config | undefined;

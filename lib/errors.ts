@@ -56,6 +56,16 @@ export class UnavailableError extends CadenzaError {
   }
 }
 
+/** 429 with the seconds the caller must wait (Retry-After). */
+export class TooManyRequestsError extends CadenzaError {
+  constructor(
+    detail: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super('rate-limited', 429, 'Too many requests', detail);
+  }
+}
+
 export class ConflictError extends CadenzaError {
   constructor(detail: string, slug = 'conflict') {
     super(slug, 409, 'Conflict', detail);

@@ -32,7 +32,10 @@ async function loadOrCreate(dir: string): Promise<KeyFiles> {
 }
 
 const cache = new Map<string, Promise<KeyFiles>>();
-function keys(dir: string): Promise<KeyFiles> {
+function keys(auth: Config['auth']): Promise<KeyFiles> {
+  // Production trusts only an external issuer: no development key is created, read or served there.
+  if (auth.production) throw new Error('CADENZA_ENV=production: the development issuer is disabled');
+  const dir = auth.devIssuerDir;
   let k = cache.get(dir);
   if (!k) {
     k = loadOrCreate(dir).catch((err: NodeJS.ErrnoException) => {
@@ -46,7 +49,7 @@ function keys(dir: string): Promise<KeyFiles> {
 }
 
 export async function devJwks(auth: Config['auth']): Promise<{ keys: JWK[] }> {
-  return { keys: [(await keys(auth.devIssuerDir)).publicJwk] };
+  return { keys: [(await keys(auth)).publicJwk] };
 }
 
 export interface MintOptions {
@@ -57,15 +60,27 @@ export interface MintOptions {
 }
 
 export async function mintDevToken(auth: Config['auth'], opts: MintOptions): Promise<string> {
-  const { privateJwk } = await keys(auth.devIssuerDir);
+  const { privateJwk } = await keys(auth);
   const now = Math.floor(Date.now() / 1000);
   const ttl = opts.ttlSeconds ?? 3600;
   return new SignJWT({ scope: opts.scopes.join(' ') })
-    .setProtectedHeader({ alg: ALG, kid: privateJwk.kid, typ: 'JWT' })
+    .setProtectedHeader({ alg: ALG, kid: privateJwk.kid, typ: 'at+jwt' })
     .setIssuer(auth.issuer)
     .setAudience(auth.audience)
     .setSubject(opts.sub)
     .setIssuedAt(Math.min(now, now + ttl - 60))
     .setExpirationTime(now + ttl)
+    .sign(await importJWK(privateJwk, ALG));
+}
+
+/** Signs any claims and header with the development key: tests forge the odd tokens a real issuer never makes. */
+export async function signWithDevKey(
+  auth: Config['auth'],
+  claims: Record<string, unknown>,
+  header: Record<string, unknown> = {},
+): Promise<string> {
+  const { privateJwk } = await keys(auth);
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: ALG, kid: privateJwk.kid, ...header })
     .sign(await importJWK(privateJwk, ALG));
 }

@@ -26,8 +26,11 @@ export const artistRoutes: FastifyPluginAsyncTypebox<{ clickhouse: ClickHouseCli
           "Creator stats: plays per day and country, unique listeners, royalty-bearing plays (the artist's own creator token, or operator)",
         params: Type.Object({ id: Uuid }),
         querystring: Type.Object({
-          from: Type.String({ format: 'date' }),
-          to: Type.String({ format: 'date' }),
+          from: Type.String({ format: 'date', description: 'first day, UTC' }),
+          to: Type.String({
+            format: 'date',
+            description: 'last day, UTC: not before `from`, at most 366 days after it (else 400)',
+          }),
         }),
         response: withProblems({
           200: Type.Object({

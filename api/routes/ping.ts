@@ -6,7 +6,15 @@ import type { Duration } from '@temporalio/common';
 import type { ping } from '../../workflows';
 import { idempotencyKey, startOnce } from '../lib/start';
 import { IdempotencyHeaders, Started, withProblems } from '../schemas';
-import { PING_WORKFLOW, TASK_QUEUE, pingWorkflowId } from '../../workflows/ops/contract';
+import {
+  PING_ACTIVITY_TIMEOUT_MS,
+  PING_WORKFLOW,
+  TASK_QUEUE,
+  pingWorkflowId,
+} from '../../workflows/ops/contract';
+
+/** What the ping activity needs beyond its work to finish inside its timeout. */
+const PING_WORK_MARGIN_MS = 10_000;
 
 /** Starts the trivial `ping` workflow: proves API → Temporal → worker → activity end to end. */
 export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async (app, { temporal }) => {
@@ -27,7 +35,14 @@ export const pingRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async
             delay: Type.Optional(
               Type.String({ pattern: '^\\d{1,6} ?(ms|s|seconds|m|minutes|h|hours|d|days)$' }),
             ),
-            workMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
+            // Work that cannot finish inside the activity's timeout would only burn a slot until it expires.
+            workMs: Type.Optional(
+              Type.Integer({
+                minimum: 0,
+                maximum: PING_ACTIVITY_TIMEOUT_MS - PING_WORK_MARGIN_MS,
+                description: 'activity work time; it must end inside the activity timeout',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),

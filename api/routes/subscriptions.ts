@@ -80,6 +80,12 @@ function subscriptionIdFor(principal: Principal, key: string | undefined): strin
 
 export const subscriptionRoutes: FastifyPluginAsyncTypebox<SubscriptionApiDeps> = async (app, deps) => {
   const { temporal, pool, plans } = deps;
+  // The catalog is known when the routes are built: the schema names the plans, so the document does too.
+  const PlanName = Type.Unsafe<string>({
+    type: 'string',
+    enum: plans.names(),
+    description: 'a plan of the catalog',
+  });
   const handle = (id: string): WorkflowHandle<typeof subscription> =>
     temporal.workflow.getHandle(subscriptionWorkflowId(id));
 
@@ -137,7 +143,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<SubscriptionApiDeps> 
         headers: IdempotencyHeaders,
         body: Type.Object(
           {
-            plan: Type.String({ pattern: '^[a-z][a-z0-9_-]{1,40}$' }),
+            plan: PlanName,
             paymentMethodId: Type.String(uuid),
             trialDays: Type.Optional(Type.Integer({ minimum: 0, maximum: 90 })),
             userId: Type.Optional(Type.String(uuid)),
@@ -246,10 +252,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<SubscriptionApiDeps> 
         tags: ['subscriptions'],
         summary: 'Change plan: upgrades now with a prorated charge, downgrades at the next period',
         params: IdParams,
-        body: Type.Object(
-          { plan: Type.String({ pattern: '^[a-z][a-z0-9_-]{1,40}$' }) },
-          { additionalProperties: false },
-        ),
+        body: Type.Object({ plan: PlanName }, { additionalProperties: false }),
         response: problems({
           200: Type.Object({
             plan: Type.String(),

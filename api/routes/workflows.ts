@@ -2,8 +2,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { NotFoundError } from '../../lib/errors';
-import { withProblems } from '../schemas';
+import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors';
+import { isStoreOutage } from '../problems';
+import type { PageTokens } from '../lib/page-token';
+import { Problem, withProblems } from '../schemas';
 
 const STATUSES = [
   'Running',
@@ -46,9 +48,9 @@ const WorkflowId = Type.Object({ id: Type.String({ minLength: 1, maxLength: 400 
 const toIso = (d: Date | undefined) => d?.toISOString();
 
 /** Generic run inspection for operators: describe, list (visibility), cancel. */
-export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = async (
+export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client; pageTokens: PageTokens }> = async (
   app,
-  { temporal: client },
+  { temporal: client, pageTokens },
 ) => {
   const handleOf = (id: string) => client.workflow.getHandle(id);
   const notFound = (id: string) => (err: unknown) => {
@@ -108,7 +110,13 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
           type: Type.Optional(Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_]{0,99}$' })),
           status: Type.Optional(Type.Union(STATUSES.map((s) => Type.Literal(s)))),
           pageSize: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
-          pageToken: Type.Optional(Type.String({ maxLength: 4096, pattern: '^[A-Za-z0-9_-]*$' })),
+          pageToken: Type.Optional(
+            Type.String({
+              maxLength: 4096,
+              pattern: '^[A-Za-z0-9_-]*$',
+              description: 'the nextPageToken of the previous page, as given (anything else answers 400)',
+            }),
+          ),
         }),
         response: withProblems({
           200: Type.Object({ workflows: Type.Array(Execution), nextPageToken: Type.Optional(Type.String()) }),
@@ -121,12 +129,21 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
       const clauses = [type && `WorkflowType = '${type}'`, status && `ExecutionStatus = '${status}'`].filter(
         Boolean,
       );
-      const res = await client.workflowService.listWorkflowExecutions({
-        namespace: client.options.namespace,
-        pageSize,
-        query: clauses.join(' AND '),
-        nextPageToken: pageToken ? Buffer.from(pageToken, 'base64url') : undefined,
-      });
+      const res = await client.workflowService
+        .listWorkflowExecutions({
+          namespace: client.options.namespace,
+          pageSize,
+          query: clauses.join(' AND '),
+          nextPageToken: pageToken ? pageTokens.open(pageToken) : undefined,
+        })
+        .catch((err: unknown) => {
+          // A token of ours that Temporal no longer reads (another list, a server upgrade): start again.
+          if (!pageToken || isStoreOutage(err)) throw err;
+          throw new ValidationError(
+            'pageToken is not a token this API gave out; start from the first page.',
+            [{ field: 'querystring.pageToken', message: 'not a page token of this list' }],
+          );
+        });
       const tsToIso = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
         t?.seconds != null
           ? new Date(Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6)).toISOString()
@@ -141,9 +158,7 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
           startTime: tsToIso(e.startTime) ?? '',
           closeTime: tsToIso(e.closeTime),
         })),
-        nextPageToken: res.nextPageToken?.length
-          ? Buffer.from(res.nextPageToken).toString('base64url')
-          : undefined,
+        nextPageToken: res.nextPageToken?.length ? pageTokens.seal(res.nextPageToken) : undefined,
       };
     },
   );
@@ -160,15 +175,20 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client }> = a
       },
       schema: {
         tags: ['workflows'],
-        summary: 'Request cancellation of a running workflow',
+        summary: 'Request cancellation of a running workflow (409 when it has already closed)',
         params: WorkflowId,
         response: withProblems({
           202: Type.Object({ workflowId: Type.String(), status: Type.Literal('cancel-requested') }),
+          409: Type.Ref(Problem),
         }),
       },
     },
     async (request, reply) => {
       const { id } = request.params;
+      const { status } = await handleOf(id).describe().catch(notFound(id));
+      // Temporal accepts a cancellation of a closed run and does nothing: say so instead of 202.
+      if (status.name !== 'RUNNING')
+        throw new ConflictError(`Workflow ${id} has already closed (${status.name}).`, 'workflow-closed');
       await handleOf(id).cancel().catch(notFound(id));
       return reply.code(202).send({ workflowId: id, status: 'cancel-requested' as const });
     },

@@ -6,6 +6,7 @@ import { minio } from './minio';
 import { opensearch } from './opensearch';
 import { paymentsSandbox } from './payments-sandbox';
 import { postgres } from './postgres';
+import { schemathesis } from './schemathesis';
 import { temporal } from './temporal';
 import { temporalTestServer } from './temporal-test-server';
 import type { ServiceDef } from './types';
@@ -21,6 +22,7 @@ export const services: ServiceDef[] = [
   opensearch,
   temporalTestServer,
   chdb,
+  schemathesis,
   ffmpeg,
 ];
 

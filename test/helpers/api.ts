@@ -42,6 +42,8 @@ export async function testApp(
     clickhouse?: ClickHouseClient;
     payments?: ApiDeps['payments'];
     catalog?: ApiDeps['catalog'];
+    /** A verifier of the test's own (to count verifications); default the config's issuer. */
+    verify?: ApiDeps['verify'];
   } = {},
 ) {
   const temporal =
@@ -53,7 +55,7 @@ export async function testApp(
   const app = await buildApp({
     config: cfg,
     temporal,
-    verify: await createVerifier(cfg.auth),
+    verify: opts.verify ?? (await createVerifier(cfg.auth)),
     readiness: opts.readiness ?? (async () => []),
     publisher: opts.publisher ?? { publish: async () => undefined },
     // Unit tests never reach a handler that reads a store; integration tests pass real clients.

@@ -57,7 +57,7 @@ describe('API authentication on every route', () => {
   });
 
   it('refuses a token signed by another key', async () => {
-    const forged = await tokenFor(forger, 'mallory', [...SCOPES]);
+    const forged = await tokenFor(forger, '00000000-0000-4000-8000-00000000000f', [...SCOPES]);
     for (const r of guarded()) {
       const res = await app.inject({
         method: r.method as 'GET',
@@ -69,7 +69,7 @@ describe('API authentication on every route', () => {
   });
 
   it('refuses an expired token', async () => {
-    const expired = await tokenFor(cfg, 'late', [...SCOPES], -120);
+    const expired = await tokenFor(cfg, '00000000-0000-4000-8000-00000000000e', [...SCOPES], -120);
     for (const r of guarded()) {
       const res = await app.inject({
         method: r.method as 'GET',
@@ -84,7 +84,8 @@ describe('API authentication on every route', () => {
   it('refuses a valid token without one of the route scopes', async () => {
     for (const r of guarded()) {
       const others = SCOPES.filter((s) => !r.scopes.includes(s)) as Scope[];
-      const token = await tokenFor(cfg, 'someone', others);
+      // A person's scopes need the person's UUID as subject.
+      const token = await tokenFor(cfg, '00000000-0000-4000-8000-000000000001', others);
       const res = await app.inject({
         method: r.method as 'GET',
         url: concrete(r.url),

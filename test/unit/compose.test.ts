@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { configVariables, loadConfig } from '../../lib/config';
+import { apiConfigProblems, configVariables, loadConfig } from '../../lib/config';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../workflows/search-attributes';
 
 /** The compose file cannot run here (no Docker engine): it is checked statically against the config. */
@@ -106,5 +106,21 @@ describe('temporal/docker-compose.yml', () => {
     expect(hostPorts(s['payments-sandbox'])).toContain(defaults.payments.sandbox.port);
     expect(s.minio?.environment?.MINIO_ROOT_USER).toBe(defaults.minio.accessKey);
     expect(s.minio?.environment?.MINIO_ROOT_PASSWORD).toBe(defaults.minio.secretKey);
+  });
+
+  it('builds a production image whose API refuses the development issuer; the local stack says development', () => {
+    const dockerfile = readFileSync(path.join(__dirname, '../../Dockerfile'), 'utf8');
+    const imageEnv = Object.fromEntries(
+      [...dockerfile.matchAll(/^ENV (.+)$/gm)].flatMap(([, line]) =>
+        (line as string).split(/\s+/).map((kv) => kv.split('=') as [string, string]),
+      ),
+    );
+    expect(imageEnv).toMatchObject({ NODE_ENV: 'production', CADENZA_ENV: 'production' });
+    const imageAlone = loadConfig(imageEnv);
+    expect(imageAlone.auth.production).toBe(true);
+    expect(apiConfigProblems(imageAlone)).toHaveLength(3);
+    const api = compose.services['cadenza-api']?.environment ?? {};
+    expect(api.CADENZA_ENV).toBe('development');
+    expect(apiConfigProblems(loadConfig({ ...imageEnv, ...api }))).toEqual([]);
   });
 });

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from '../../lib/config';
+import { apiConfigProblems, ConfigError, loadConfig } from '../../lib/config';
 
 describe('config', () => {
   it('defaults to the native stack on loopback, ClickHouse and MinIO on different ports', () => {
@@ -77,5 +77,47 @@ describe('config', () => {
 
   it('rejects a port out of range', () => {
     expect(() => loadConfig({ CADENZA_API_PORT: '70000' })).toThrow(/CADENZA_API_PORT/);
+  });
+
+  it('is production when NODE_ENV says so and CADENZA_ENV does not, and then needs the whole issuer', () => {
+    expect(loadConfig({}).auth.production).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'production' }).auth.production).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'production', CADENZA_ENV: 'development' }).auth.production).toBe(false);
+    const partial = loadConfig({
+      CADENZA_ENV: 'production',
+      CADENZA_AUTH_JWKS_URL: 'https://idp.example/jwks',
+    });
+    expect(apiConfigProblems(partial).join('\n')).toMatch(/CADENZA_AUTH_ISSUER[\s\S]*CADENZA_AUTH_AUDIENCE/);
+    const whole = loadConfig({
+      CADENZA_ENV: 'production',
+      CADENZA_AUTH_JWKS_URL: 'https://idp.example/jwks',
+      CADENZA_AUTH_ISSUER: 'https://idp.example/',
+      CADENZA_AUTH_AUDIENCE: 'cadenza',
+    });
+    expect(apiConfigProblems(whole)).toEqual([]);
+    // Development keeps its one-command defaults.
+    expect(loadConfig({}).auth).toMatchObject({ issuer: 'cadenza-dev-issuer', audience: 'cadenza-api' });
+  });
+
+  it('reads the API limits: trust proxy forms, headers timeout within the request timeout, token types', () => {
+    expect(loadConfig({}).api.trustProxy).toBe(false);
+    expect(loadConfig({ CADENZA_API_TRUST_PROXY: '10.0.0.0/8, 192.168.1.1' }).api.trustProxy).toEqual([
+      '10.0.0.0/8',
+      '192.168.1.1',
+    ]);
+    const hops = loadConfig({ CADENZA_API_TRUST_PROXY: '2' }).api.trustProxy as (
+      a: string,
+      i: number,
+    ) => boolean;
+    expect([hops('x', 0), hops('x', 1), hops('x', 2)]).toEqual([true, true, false]);
+    expect(() => loadConfig({ CADENZA_API_TRUST_PROXY: 'everyone' })).toThrow(/CADENZA_API_TRUST_PROXY/);
+    const api = loadConfig({
+      CADENZA_API_REQUEST_TIMEOUT_MS: '5000',
+      CADENZA_API_HEADERS_TIMEOUT_MS: '20000',
+    }).api;
+    expect(api.headersTimeoutMs).toBe(5000);
+    expect(loadConfig({ CADENZA_AUTH_TOKEN_TYPES: 'application/at+JWT' }).auth.tokenTypes).toEqual([
+      'at+jwt',
+    ]);
   });
 });

@@ -92,6 +92,6 @@ describe('POST /v1/play-ticks', () => {
     const res = await post(svc, [tick()]);
     expect(res.statusCode).toBe(503);
     expect(res.json().type).toBe('urn:cadenza:problem:unavailable');
-    expect(res.headers['retry-after']).toBe('1');
+    expect(res.headers['retry-after']).toBe(String(cfg.api.retryAfterSeconds));
   });
 });
