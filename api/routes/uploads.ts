@@ -74,8 +74,19 @@ export function displayName(filename: string): string {
 
 export const extensionOf = (name: string) => {
   const dot = name.lastIndexOf('.');
-  return dot > 0 ? name.slice(dot + 1).toLowerCase() : '';
+  return dot >= 0 ? name.slice(dot + 1).toLowerCase() : '';
 };
+
+/**
+ * A file name the schema accepts: any name whose last character before the extension is not a folder
+ * separator or a control character, ending in one of `extensions` in any case.
+ */
+export function namePattern(extensions: readonly string[]): string {
+  const anyCase = (e: string) =>
+    [...e].map((c) => (/[a-z]/.test(c) ? `[${c}${c.toUpperCase()}]` : c)).join('');
+  return `[^/\\\\\\u0000-\\u001f\\u007f]\\.(${extensions.map(anyCase).join('|')})$`;
+}
+const ContentType = Type.String({ pattern: '^[\\w.+-]+/[\\w.+-]+$', maxLength: 100 });
 
 /** The same creator and Idempotency-Key always name the same upload. */
 function uploadIdFor(sub: string, key: string | undefined): string {
@@ -103,15 +114,26 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<UploadApiDeps> = async (app
         summary: 'Start an upload: a presigned POST policy to staging, or stream it with PUT',
         description: `Audio: ${AUDIO_EXTENSIONS.join(', ')} (the bytes decide, not the name). Cover art: jpg, png.`,
         headers: IdempotencyHeaders,
-        body: Type.Object(
-          {
-            filename: Type.String({ minLength: 1, maxLength: 1000 }),
-            contentType: Type.String({ pattern: '^[\\w.+-]+/[\\w.+-]+$', maxLength: 100 }),
-            size: Type.Integer({ minimum: 1 }),
-            kind: Type.Optional(Type.Union([Type.Literal('audio'), Type.Literal('cover')])),
-          },
-          { additionalProperties: false },
-        ),
+        body: Type.Union([
+          Type.Object(
+            {
+              filename: Type.String({ maxLength: 1000, pattern: namePattern(AUDIO_EXTENSIONS) }),
+              contentType: ContentType,
+              size: Type.Integer({ minimum: 1, maximum: deps.maxUploadBytes }),
+              kind: Type.Optional(Type.Literal('audio')),
+            },
+            { additionalProperties: false, title: 'Audio upload' },
+          ),
+          Type.Object(
+            {
+              filename: Type.String({ maxLength: 1000, pattern: namePattern(COVER_EXTENSIONS) }),
+              contentType: ContentType,
+              size: Type.Integer({ minimum: 1, maximum: COVER_MAX_BYTES }),
+              kind: Type.Literal('cover'),
+            },
+            { additionalProperties: false, title: 'Cover art upload' },
+          ),
+        ]),
         response: withProblems({
           201: UploadAnswer,
           409: Type.Ref('Problem'),
@@ -210,6 +232,7 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<UploadApiDeps> = async (app
             200: Type.Object({ uploadId: Uuid, bytes: Type.Integer() }),
             411: Type.Ref('Problem'),
             413: Type.Ref('Problem'),
+            422: Type.Ref('Problem'),
           }),
         },
       },

@@ -11,7 +11,10 @@ describe('API authentication on every route', () => {
   let app: FastifyInstance;
   let forger: Config;
   beforeAll(async () => {
-    cfg = withTempIssuer(loadConfig({ CADENZA_TEMPORAL_ADDRESS: '127.0.0.1:1' }));
+    // Every route is refused a few times here: the per-address limit on failed logins is not what is tested.
+    cfg = withTempIssuer(
+      loadConfig({ CADENZA_TEMPORAL_ADDRESS: '127.0.0.1:1', CADENZA_API_AUTH_FAILURES_PER_MINUTE: '100000' }),
+    );
     forger = withTempIssuer(cfg); // same issuer and audience, a different signing key
     app = await testApp(cfg);
   });

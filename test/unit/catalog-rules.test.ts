@@ -1,4 +1,4 @@
-import { displayName, extensionOf } from '../../api/routes/uploads';
+import { displayName, extensionOf, namePattern } from '../../api/routes/uploads';
 import { searchRequest, suggestRequest, typeOfIndex } from '../../api/queries/search';
 import {
   audioRejection,
@@ -94,6 +94,19 @@ describe('audio rules', () => {
 });
 
 describe('upload names', () => {
+  it('accepts in the schema only names that end in a taken extension, in any case', () => {
+    const audio = new RegExp(namePattern(['flac', 'mp3']));
+    expect(['Song.FLAC', 'a b.mp3', '../x/y.Flac', ' .flac'].map((n) => audio.test(n))).toEqual([
+      true,
+      true,
+      true,
+      true,
+    ]);
+    expect(
+      ['song.exe', 'dir/.flac', 'song.flac.txt', '\u0001.flac', 'flac'].map((n) => audio.test(n)),
+    ).toEqual([false, false, false, false, false]);
+  });
+
   it('keeps the file name only, without folders or control characters', () => {
     expect(displayName('../../etc/passwd.flac')).toBe('passwd.flac');
     expect(displayName('C:\\Users\\me\\Music\\Song.FLAC')).toBe('Song.FLAC');
@@ -101,7 +114,8 @@ describe('upload names', () => {
     expect(displayName('  Sigur Rós – Svefn-g-englar.flac  ')).toBe('Sigur Rós – Svefn-g-englar.flac');
     expect(displayName('x'.repeat(300) + '.flac')).toHaveLength(255);
     expect(extensionOf('Song.FLAC')).toBe('flac');
-    expect(extensionOf('.flac')).toBe('');
+    expect(extensionOf('.flac')).toBe('flac');
+    expect(extensionOf('README')).toBe('');
     expect(extensionOf('archive.tar.gz')).toBe('gz');
   });
 });
