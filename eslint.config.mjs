@@ -57,6 +57,7 @@ export default tseslint.config(
     },
   },
   {
+    // Workflows, and the pure domain rules they decide with.
     files: ['workflows/**/*.ts'],
     rules: {
       'no-restricted-imports': [

@@ -2,6 +2,7 @@ import { createReconciliationActivities } from './billing/reconciliation';
 import { renewalFloorActivities } from './billing/renewal-floor';
 import { createBillingActivities, type BillingDeps } from './billing/subscriptions';
 import { createComplianceActivities, type ComplianceDeps } from './compliance';
+import { createCatalogSliceActivities, type CatalogDeps } from './catalog';
 import * as ping from './ops/ping';
 import { createOpsActivities, type OpsDeps } from './ops';
 import { createRoyaltiesActivities, type RoyaltiesDeps } from './royalties';
@@ -16,6 +17,8 @@ export interface ActivityDeps {
   ops?: OpsDeps;
   /** PostgreSQL (slonik and COPY), ClickHouse, MinIO; without them royalties is not served. */
   royalties?: RoyaltiesDeps;
+  /** PostgreSQL, MinIO, OpenSearch and ClickHouse with the deployment's prefixes; without them catalog is not served. */
+  catalog?: CatalogDeps;
 }
 
 /** Every activity, by the name workflows call it. */
@@ -30,6 +33,7 @@ export function createActivities(deps: ActivityDeps = {}) {
     ...(deps.compliance ? createComplianceActivities(deps.compliance) : {}),
     ...(deps.ops ? createOpsActivities(deps.ops) : {}),
     ...(deps.royalties ? createRoyaltiesActivities(deps.royalties) : {}),
+    ...(deps.catalog ? createCatalogSliceActivities(deps.catalog) : {}),
   };
 }
 

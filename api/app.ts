@@ -5,6 +5,8 @@ import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Client } from '@temporalio/client';
+import type { Client as OpenSearch } from '@opensearch-project/opensearch';
+import type { Client as MinioClient } from 'minio';
 import type { Config } from '../lib/config';
 import type { Health } from '../lib/clients/health';
 import type { Verifier } from './auth/verifier';
@@ -28,6 +30,9 @@ import { healthRoutes } from './routes/health';
 import { paymentMethodRoutes } from './routes/payment-methods';
 import { pingRoutes } from './routes/ping';
 import { royaltyRoutes } from './routes/royalties';
+import { searchRoutes } from './routes/search';
+import { trackRoutes } from './routes/tracks';
+import { uploadRoutes } from './routes/uploads';
 import { playTickRoutes, type TickPublisher } from './routes/play-ticks';
 import { subscriptionRoutes } from './routes/subscriptions';
 import { userRoutes } from './routes/users';
@@ -51,6 +56,12 @@ declare module 'fastify' {
   }
 }
 
+export interface CatalogApiDeps {
+  minio: MinioClient;
+  signer: MinioClient;
+  opensearch: OpenSearch;
+}
+
 export interface ApiDeps {
   config: Config;
   temporal: Client;
@@ -65,6 +76,11 @@ export interface ApiDeps {
   minio?: Minio;
   /** Subjects refused whatever their token, and whose ticks are refused (GDPR erasure). */
   denied?: DeniedSubjects;
+  /**
+   * Uploads, tracks, playback and search: MinIO (and a signer for the address clients reach it at) and
+   * OpenSearch. Without them (a benchmark of other routes) those routes are not served.
+   */
+  catalog?: CatalogApiDeps;
   /** Where accepted play-ticks go (Kafka in production). */
   publisher: TickPublisher;
   /** Records the listening sessions behind play-ticks (session_logs); tests may leave it out. */
@@ -194,5 +210,27 @@ export async function buildApp(deps: ApiDeps) {
   await app.register(userRoutes, { ...v1, pool });
   await app.register(billingReconciliationRoutes, { ...v1, temporal, pool });
   await app.register(royaltyRoutes, { ...v1, temporal, pool, minio: deps.minio, config });
+  if (deps.catalog) {
+    const { minio, signer, opensearch } = deps.catalog;
+    const bucketPrefix = config.minio.bucketPrefix;
+    await app.register(uploadRoutes, {
+      ...v1,
+      pool,
+      minio,
+      signer,
+      bucketPrefix,
+      maxUploadBytes: config.catalog.maxUploadBytes,
+    });
+    await app.register(trackRoutes, {
+      ...v1,
+      temporal,
+      pool,
+      minio,
+      signer,
+      bucketPrefix,
+      streamUrlTtlSeconds: config.catalog.streamUrlTtlSeconds,
+    });
+    await app.register(searchRoutes, { ...v1, pool, opensearch, indexPrefix: config.opensearch.indexPrefix });
+  }
   return app;
 }

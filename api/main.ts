@@ -4,7 +4,7 @@ import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors
 import { createVerifier } from './auth/verifier';
 import { createClickHouse, clickHouseHealth } from '../lib/clients/clickhouse';
 import { createKafka, kafkaHealth } from '../lib/clients/kafka';
-import { createMinio, minioHealth } from '../lib/clients/minio';
+import { createMinio, createMinioSigner, minioHealth } from '../lib/clients/minio';
 import { createOpenSearch, openSearchHealth } from '../lib/clients/opensearch';
 import { createPostgresPool, postgresHealth } from '../lib/clients/postgres';
 import { cachedChecks } from '../lib/clients/health';
@@ -68,6 +68,7 @@ async function main(): Promise<void> {
       provider: createPaymentProvider(cfg.payments),
       plans: loadPlanCatalog(cfg.billing.plansFile),
     },
+    catalog: { minio, signer: createMinioSigner(cfg.minio), opensearch },
     readiness: cachedChecks(() =>
       Promise.all([
         temporalHealth(connection),

@@ -64,6 +64,9 @@ const variables = {
   CADENZA_MINIO_ACCESS_KEY: z.string().min(3).default('cadenza'),
   CADENZA_MINIO_SECRET_KEY: z.string().min(8).default('cadenza-secret'),
   CADENZA_MINIO_USE_SSL: bool.default('false'),
+  /** Where clients reach MinIO (presigned upload and stream URLs are signed for it); default the endpoint. */
+  CADENZA_MINIO_PUBLIC_ENDPOINT: hostPort.optional(),
+  CADENZA_MINIO_REGION: z.string().min(1).default('us-east-1'),
   /** Prepended to every bucket name: several deployments (or test runs) share one object store. */
   CADENZA_MINIO_BUCKET_PREFIX: z
     .string()
@@ -177,6 +180,16 @@ const variables = {
    */
   CADENZA_PAYMENTS_KEY_LIFETIME_MS: z.coerce.number().int().min(1000).default(86_400_000),
 
+  /** Catalog: the largest audio upload (bytes), how long stream URLs live, where ffmpeg's files go. */
+  CADENZA_UPLOAD_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(5 * 1024 ** 3, 'at most 5 GiB (one S3 PUT)')
+    .default(2 * 1024 ** 3),
+  CADENZA_STREAM_URL_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(300),
+  CADENZA_MEDIA_WORK_DIR: z.string().min(1).optional(),
+
   /** Billing: plans (JSON file overriding the built-in ones, see lib/billing/plans.ts). */
   CADENZA_BILLING_PLANS_FILE: z.string().min(1).optional(),
   /** A provider charge that no subscription accounts for: refunded at once, or only flagged for a person. */
@@ -265,6 +278,8 @@ const variables = {
     .max(100_000)
     .default(1000),
   CADENZA_WORKER_MAX_ACTIVITIES: z.coerce.number().int().min(1).max(10_000).default(100),
+  /** ffmpeg runs at once on the catalog-media queue: each takes a core. */
+  CADENZA_WORKER_MAX_MEDIA_ACTIVITIES: z.coerce.number().int().min(1).max(256).default(2),
   /**
    * Workflow tasks in progress at once, and long polls open for them. Under a storm of due timers the
    * worker waits on the server's answers more than on its CPU; more polls in flight keep both busy
@@ -320,6 +335,7 @@ function build(env: Env) {
   const opensearch = new URL(env.CADENZA_OPENSEARCH_URL);
   const temporal = splitHostPort(env.CADENZA_TEMPORAL_ADDRESS);
   const minio = splitHostPort(env.CADENZA_MINIO_ENDPOINT);
+  const minioPublic = splitHostPort(env.CADENZA_MINIO_PUBLIC_ENDPOINT ?? env.CADENZA_MINIO_ENDPOINT);
   const kafka = splitHostPort(env.CADENZA_KAFKA_BROKERS[0] as string);
   const sandbox = new URL(env.CADENZA_PAYMENTS_SANDBOX_URL);
   const notifications = new URL(env.CADENZA_NOTIFICATIONS_URL);
@@ -373,6 +389,14 @@ function build(env: Env) {
       secretKey: env.CADENZA_MINIO_SECRET_KEY,
       useSSL: env.CADENZA_MINIO_USE_SSL,
       bucketPrefix: env.CADENZA_MINIO_BUCKET_PREFIX,
+      region: env.CADENZA_MINIO_REGION,
+      publicEndPoint: minioPublic.host,
+      publicPort: minioPublic.port,
+    },
+    catalog: {
+      maxUploadBytes: env.CADENZA_UPLOAD_MAX_BYTES,
+      streamUrlTtlSeconds: env.CADENZA_STREAM_URL_TTL_SECONDS,
+      mediaWorkDir: env.CADENZA_MEDIA_WORK_DIR,
     },
     api: {
       host: env.CADENZA_API_HOST,
@@ -480,6 +504,7 @@ function build(env: Env) {
       metricsPort: env.CADENZA_WORKER_METRICS_PORT,
       taskQueues: env.CADENZA_WORKER_TASK_QUEUES,
       maxConcurrentActivities: env.CADENZA_WORKER_MAX_ACTIVITIES,
+      maxMediaActivities: env.CADENZA_WORKER_MAX_MEDIA_ACTIVITIES,
       maxWorkflowTasks: env.CADENZA_WORKER_MAX_WORKFLOW_TASKS,
       workflowTaskPolls: env.CADENZA_WORKER_WORKFLOW_TASK_POLLS,
       maxCachedWorkflows: env.CADENZA_WORKER_MAX_CACHED_WORKFLOWS,

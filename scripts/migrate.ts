@@ -1,12 +1,14 @@
 import { createKafka } from '../lib/clients/kafka';
 import { createMinio } from '../lib/clients/minio';
-import { createOpenSearch } from '../lib/clients/opensearch';
+import { createOpenSearch, SEARCH_VERSION } from '../lib/clients/opensearch';
 import { config } from '../lib/config';
 import { migrateClickHouse } from '../sql/migrate/clickhouse';
 import { migrateKafka } from '../sql/migrate/kafka';
 import { migrateMinio } from '../sql/migrate/minio';
-import { migrateOpenSearch } from '../sql/migrate/opensearch';
+import { migrateOpenSearch, searchIndicesBehind } from '../sql/migrate/opensearch';
 import { migratePostgres } from '../sql/migrate/postgres';
+import { createPostgresPool } from '../lib/clients/postgres';
+import { rebuildSearch } from '../activities/catalog/reindex';
 
 /** npm run migrate: brings every store to the current schema from empty; a no-op when run again. */
 async function main(): Promise<void> {
@@ -20,7 +22,22 @@ async function main(): Promise<void> {
   report('clickhouse', await migrateClickHouse(cfg.clickhouse));
   const opensearch = createOpenSearch(cfg.opensearch);
   try {
-    report('opensearch', await migrateOpenSearch(opensearch, 1, cfg.opensearch.indexPrefix));
+    const prefix = cfg.opensearch.indexPrefix;
+    report('opensearch', await migrateOpenSearch(opensearch, SEARCH_VERSION, prefix));
+    // Aliases on an older mapping are rebuilt from PostgreSQL beside the old index and swapped (the same
+    // steps as the reindexSearch workflow): searches keep working throughout.
+    if ((await searchIndicesBehind(opensearch, SEARCH_VERSION, prefix)).length) {
+      const pool = await createPostgresPool(cfg.postgres, 2);
+      try {
+        const moves = await rebuildSearch({ pool, opensearch, indexPrefix: prefix }, SEARCH_VERSION);
+        report(
+          'opensearch',
+          moves.map((m) => `${m.alias}: ${m.from} → ${m.to} (rebuilt)`),
+        );
+      } finally {
+        await pool.end();
+      }
+    }
   } finally {
     await opensearch.close();
   }

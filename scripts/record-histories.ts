@@ -7,7 +7,23 @@ import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { loadConfig } from '../lib/config';
 import { setUpTracing } from '../lib/telemetry';
 import { tracingWorkerOptions, WORKFLOW_INTERCEPTORS } from '../workers/interceptors';
-import { ping, royaltySettlement, scheduledRoyaltySettlement, subscription } from '../workflows';
+import {
+  ping,
+  reindexSearch,
+  royaltySettlement,
+  scheduledRoyaltySettlement,
+  subscription,
+  syncPlayCounts,
+  trackChange,
+  trackIngestion,
+} from '../workflows';
+import {
+  ingestionProgress,
+  MEDIA_TASK_QUEUE,
+  TASK_QUEUE as CATALOG_QUEUE,
+  type TrackIngestionInput,
+} from '../workflows/catalog/contract';
+import { fakeCatalog, type CatalogScript } from '../test/helpers/catalog-fakes';
 import {
   cancelSubscription,
   changePlan,
@@ -311,6 +327,33 @@ async function runHistories(env: Env, workflowId: string, firstRunId: string) {
   return histories;
 }
 
+/** Catalog scenarios: the fakes' script and what happens to the ingestion run. */
+const ingestionScenarios: Record<string, { script: CatalogScript; cover?: boolean; cancel?: boolean }> = {
+  published: { script: {}, cover: true },
+  'rejected-too-short': { script: { inspection: { durationMs: 12_000 } } },
+  duplicate: { script: { duplicateOf: '00000000-0000-4000-8000-00000000dddd' } },
+  'saga-after-promotion': {
+    script: { refuse: { activity: 'writeCatalog', failure: 'IsrcInUse', message: 'The ISRC is taken' } },
+  },
+  'canceled-mid-transcode': { script: { transcodeUntilCancelled: true }, cancel: true },
+};
+
+function ingestionInput(n: number): TrackIngestionInput {
+  const id = `00000000-0000-4000-8000-${String(100 + n).padStart(12, '0')}`;
+  return {
+    trackId: id,
+    uploadId: id,
+    artistId: '00000000-0000-4000-8000-00000000aaaa',
+    submission: {
+      title: 'Replay',
+      album: { title: 'Replay', upc: '812345678905', releaseDate: '2025-01-01' },
+      isrc: 'DEA012500001',
+      explicit: false,
+      genres: ['pop'],
+    },
+  };
+}
+
 function save(name: string, history: Parameters<typeof historyToJSON>[0]): void {
   writeFileSync(path.join(out, `${name}.json`), historyToJSON(history));
   process.stdout.write(`recorded ${name}\n`);
@@ -422,6 +465,19 @@ async function main(): Promise<void> {
       ...tracing,
     });
     if (wanted('gdpr-')) await recordComplianceHistories(env, { workflowBundle, ...tracing }, save);
+    const catalogFake = fakeCatalog();
+    const catalogWorkers = await Promise.all(
+      [CATALOG_QUEUE, MEDIA_TASK_QUEUE].map((taskQueue) =>
+        Worker.create({
+          connection: env.nativeConnection,
+          taskQueue,
+          workflowBundle,
+          activities: catalogFake.activities,
+          maxHeartbeatThrottleInterval: '100ms',
+          ...tracing,
+        }),
+      ),
+    );
     const work = async () => {
       if (wanted('royalties-')) {
         for (const [name, { month, rerun = 0, drive }] of Object.entries(settlementScenarios)) {
@@ -489,7 +545,70 @@ async function main(): Promise<void> {
         runs.forEach((history, i) => save(`subscription-${name}-run${i + 1}`, history));
       }
     };
-    await maintenance.runUntil(billingWorker.runUntil(royaltiesWorker.runUntil(work)));
+    const catalogWork = async () => {
+      for (const [n, [name, scenario]] of Object.entries(ingestionScenarios).entries()) {
+        if (!wanted(`catalog-ingestion-${name}`)) continue;
+        catalogFake.script(scenario.script);
+        const input = {
+          ...ingestionInput(n),
+          ...(scenario.cover ? { coverUploadId: ingestionInput(50 + n).uploadId } : {}),
+        };
+        const handle = await env.client.workflow.start(trackIngestion, {
+          taskQueue: CATALOG_QUEUE,
+          workflowId: `track-ingestion-${input.uploadId}`,
+          args: [input],
+        });
+        if (scenario.cancel) {
+          while ((await handle.query(ingestionProgress)).step !== 'transcode')
+            await new Promise((r) => setTimeout(r, 20));
+          await handle.cancel();
+        }
+        await handle.result().catch(() => undefined);
+        save(`catalog-ingestion-${name}`, await handle.fetchHistory());
+      }
+      catalogFake.script({});
+      const others = [
+        [
+          'catalog-change-takedown',
+          trackChange,
+          [{ trackId: ingestionInput(0).trackId, change: { kind: 'takedown', reason: 'copyright' } }],
+        ],
+        [
+          'catalog-change-edit',
+          trackChange,
+          [
+            {
+              trackId: ingestionInput(0).trackId,
+              change: { kind: 'edit', edit: { title: 'Replayed', genres: ['jazz'] } },
+            },
+          ],
+        ],
+        ['catalog-play-count-sync', syncPlayCounts, []],
+        ['catalog-reindex-v2', reindexSearch, [{ version: 2 }]],
+      ] as const;
+      for (const [name, workflow, args] of others) {
+        if (!wanted(name)) continue;
+        const handle = await env.client.workflow.start(workflow as typeof trackChange, {
+          taskQueue: CATALOG_QUEUE,
+          workflowId: `record-${name}`,
+          args: args as unknown as Parameters<typeof trackChange>,
+        });
+        await handle.result();
+        save(name, await handle.fetchHistory());
+      }
+    };
+    await maintenance.runUntil(
+      billingWorker.runUntil(
+        royaltiesWorker.runUntil(
+          (catalogWorkers[0] as Worker).runUntil(
+            (catalogWorkers[1] as Worker).runUntil(async () => {
+              await work();
+              await catalogWork();
+            }),
+          ),
+        ),
+      ),
+    );
     for (const [name, scenario] of Object.entries(opsScenarios)) {
       if (!wanted(name)) continue;
       const ops = await Worker.create({

@@ -3,9 +3,11 @@ import { config } from '../lib/config';
 import { SCALES, type ScaleName } from './seed/generate';
 import { runSeed } from './seed/run';
 
-const usage = `usage: npm run seed -- [--scale small|medium|large] [--plays N] [--seed S] [--now ISO] [--via kafka|clickhouse] [--if-empty]
+const usage = `usage: npm run seed -- [--scale small|medium|large] [--plays N] [--seed S] [--now ISO] [--via kafka|clickhouse] [--if-empty] [--audio-tracks N]
   small sends its ticks through Kafka like production traffic (the sink loads them into ClickHouse);
-  medium and large bulk-load ClickHouse directly. --if-empty does nothing when users exist.`;
+  medium and large bulk-load ClickHouse directly. --if-empty does nothing when users exist.
+  Every seeded track, album, artist and public playlist gets its search document; the N most played tracks
+  (default 3) get real generated audio with their renditions, so playback works at once.`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -16,6 +18,7 @@ async function main(): Promise<void> {
       now: { type: 'string' },
       via: { type: 'string' },
       'if-empty': { type: 'boolean', default: false },
+      'audio-tracks': { type: 'string', default: '3' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -30,6 +33,7 @@ async function main(): Promise<void> {
   const now = values.now ? new Date(values.now) : new Date();
   if (Number.isNaN(now.getTime())) throw new Error('--now takes an ISO-8601 time');
   const via = values.via ?? (scale === 'small' ? 'kafka' : 'clickhouse');
+  if (!/^\d{1,3}$/.test(values['audio-tracks'])) throw new Error(`--audio-tracks takes a number\n${usage}`);
   if (via !== 'kafka' && via !== 'clickhouse') throw new Error('--via takes kafka or clickhouse');
 
   const report = await runSeed(config(), {
@@ -41,12 +45,13 @@ async function main(): Promise<void> {
     ifEmpty: values['if-empty'],
     progress: true,
     billing: true,
+    catalog: { audioTracks: Number(values['audio-tracks']) },
   });
   if (report.skipped)
     return void process.stdout.write('seed: the database already has users; left as it is\n');
   const d = report.data!;
   process.stdout.write(
-    `seed: scale=${scale} seed=${seed} users=${d.users.length} artists=${d.artists.length} tracks=${d.tracks.length} ticks=${report.ticks} via=${via} subscriptions_adopted=${report.adoption?.started ?? 0} seconds=${report.seconds.toFixed(1)}\n`,
+    `seed: scale=${scale} seed=${seed} users=${d.users.length} artists=${d.artists.length} tracks=${d.tracks.length} ticks=${report.ticks} via=${via} subscriptions_adopted=${report.adoption?.started ?? 0} search-documents=${report.catalog?.documents ?? 0} tracks-with-audio=${report.catalog?.audioTracks.length ?? 0} seconds=${report.seconds.toFixed(1)}\n`,
   );
 }
 

@@ -6,7 +6,7 @@ import { createKafka } from '../lib/clients/kafka';
 import { migrateClickHouse } from '../sql/migrate/clickhouse';
 import { migratePostgres } from '../sql/migrate/postgres';
 import { createMinio } from '../lib/clients/minio';
-import { createOpenSearch } from '../lib/clients/opensearch';
+import { createOpenSearch, SEARCH_VERSION } from '../lib/clients/opensearch';
 import { LOCKED_BUCKETS, migrateMinio } from '../sql/migrate/minio';
 import { BUCKETS, bucketName } from '../lib/clients/minio';
 import { migrateOpenSearch } from '../sql/migrate/opensearch';
@@ -107,7 +107,7 @@ export async function scratchSearchAndObjects(
   };
   const os = createOpenSearch(config.opensearch);
   const minio = createMinio(config.minio);
-  await migrateOpenSearch(os, 1, prefix);
+  await migrateOpenSearch(os, SEARCH_VERSION, prefix);
   await migrateMinio(minio, { prefix, lockDays: 1 });
   return {
     config,

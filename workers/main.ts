@@ -99,6 +99,16 @@ async function main(): Promise<void> {
       minio: createMinio(cfg.minio, { partSize: 16 * 1024 * 1024 }),
       config: cfg,
     },
+    catalog: {
+      pool,
+      minio: createMinio(cfg.minio),
+      opensearch,
+      clickhouse,
+      bucketPrefix: cfg.minio.bucketPrefix,
+      indexPrefix: cfg.opensearch.indexPrefix,
+      maxUploadBytes: cfg.catalog.maxUploadBytes,
+      workDir: cfg.catalog.mediaWorkDir,
+    },
   });
   const workers = await Promise.all(
     cfg.worker.taskQueues.map((taskQueue) =>
@@ -108,7 +118,11 @@ async function main(): Promise<void> {
         taskQueue,
         ...workflowSource,
         activities,
-        maxConcurrentActivityTaskExecutions: cfg.worker.maxConcurrentActivities,
+        // ffmpeg is CPU-bound: the media queue runs as many at once as there are cores for it.
+        maxConcurrentActivityTaskExecutions:
+          taskQueue === 'catalog-media' ? cfg.worker.maxMediaActivities : cfg.worker.maxConcurrentActivities,
+        // A transcode learns of its cancellation from a heartbeat's answer: send them within 2 s, not 16.
+        ...(taskQueue === 'catalog-media' ? { maxHeartbeatThrottleInterval: '2s' as const } : {}),
         maxCachedWorkflows: cfg.worker.maxCachedWorkflows,
         shutdownGraceTime: cfg.worker.shutdownGrace,
         stickyQueueScheduleToStartTimeout: cfg.worker.stickyTimeout,
@@ -149,7 +163,6 @@ async function main(): Promise<void> {
     ]);
     await pool.end();
     await copyPool.end();
-    await clickhouse.close();
     await tracing.shutdown();
     log.info('worker stopped');
   }

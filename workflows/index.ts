@@ -19,3 +19,7 @@ export { billingReconciliation } from './billing/reconciliation';
 export { renewalFloor } from './billing/renewal-floor';
 export { royaltySettlement, royaltySettlementShard } from './royalties/settlement';
 export { scheduledRoyaltySettlement } from './royalties/scheduled';
+export { trackIngestion } from './catalog/track-ingestion';
+export { trackChange } from './catalog/track-change';
+export { syncPlayCounts } from './catalog/play-counts';
+export { reindexSearch } from './catalog/search-reindex';

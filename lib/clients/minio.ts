@@ -32,6 +32,21 @@ export function createMinio(m: Config['minio'], opts: { partSize?: number } = {}
   });
 }
 
+/**
+ * A client that only signs URLs for clients outside (uploads, streams): signed for the public endpoint,
+ * with the region given so signing needs no request.
+ */
+export function createMinioSigner(m: Config['minio']): Client {
+  return new Client({
+    endPoint: m.publicEndPoint,
+    port: m.publicPort,
+    useSSL: m.useSSL,
+    accessKey: m.accessKey,
+    secretKey: m.secretKey,
+    region: m.region,
+  });
+}
+
 export function minioHealth(client: Client): Promise<Health> {
   return measureHealth('minio', () => client.listBuckets());
 }

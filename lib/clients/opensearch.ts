@@ -2,8 +2,10 @@ import { Client } from '@opensearch-project/opensearch';
 import type { Config } from '../config';
 import { measureHealth, type Health } from './health';
 
-/** Search indices, each versioned behind an alias (`tracks` → `tracks-v1`); see sql/opensearch. */
+/** Search indices, each versioned behind an alias (`tracks` → `tracks-v2`); see sql/opensearch. */
 export const SEARCH_INDICES = ['tracks', 'artists', 'albums', 'playlists'] as const;
+/** The mapping version the code writes documents for (sql/opensearch/v<N>.json). */
+export const SEARCH_VERSION = 2;
 export type SearchIndex = (typeof SEARCH_INDICES)[number];
 
 export const versionedIndex = (name: SearchIndex, version: number, prefix = '') =>

@@ -20,6 +20,9 @@ import {
   produceTicks,
 } from './load';
 import { SettlementAccumulator, tap, type SeedSettlement } from './settlement';
+import { seedCatalog, type CatalogSeedReport } from './catalog';
+import { createMinio } from '../../lib/clients/minio';
+import { createOpenSearch } from '../../lib/clients/opensearch';
 
 export interface RunSeedOptions extends SeedOptions {
   via: 'kafka' | 'clickhouse';
@@ -31,6 +34,8 @@ export interface RunSeedOptions extends SeedOptions {
    * tests and benches of other slices need neither).
    */
   billing?: boolean;
+  /** Search documents for the catalog and real audio for this many tracks (MinIO and OpenSearch needed). */
+  catalog?: { audioTracks: number };
 }
 
 export interface SeedReport {
@@ -42,6 +47,7 @@ export interface SeedReport {
   tickRowsPerSecond: number;
   postgres: { rows: number; seconds: number };
   adoption?: AdoptionReport;
+  catalog?: CatalogSeedReport;
 }
 
 /** Generates the dataset and loads it: PostgreSQL, the ClickHouse dimensions, then the ticks. */
@@ -123,6 +129,27 @@ export async function runSeed(cfg: Config, opts: RunSeedOptions): Promise<SeedRe
     await insertSeedSettlement(pool, settled, opts.now);
     // Every seeded subscription gets its workflow (they renew from their current period on).
     const adoption = opts.billing ? await adoptLiveSubscriptions(cfg) : undefined;
+    let catalog: CatalogSeedReport | undefined;
+    if (opts.catalog) {
+      const opensearch = createOpenSearch(cfg.opensearch);
+      const docBar = bar('search documents', data.tracks.length + data.albums.length + data.artists.length);
+      try {
+        catalog = await seedCatalog(
+          {
+            pool,
+            clickhouse,
+            opensearch,
+            minio: createMinio(cfg.minio),
+            bucketPrefix: cfg.minio.bucketPrefix,
+            indexPrefix: cfg.opensearch.indexPrefix,
+          },
+          data,
+          { audioTracks: opts.catalog.audioTracks, onDocuments: (n) => docBar.increment(n) },
+        );
+      } finally {
+        await opensearch.close();
+      }
+    }
     return {
       adoption,
       skipped: false,
@@ -132,6 +159,7 @@ export async function runSeed(cfg: Config, opts: RunSeedOptions): Promise<SeedRe
       seconds: (Date.now() - started) / 1000,
       tickRowsPerSecond: sent / Math.max(tickSeconds, 0.001),
       postgres: { rows: pgRows, seconds: pgSeconds },
+      catalog,
     };
   } finally {
     bars.stop();

@@ -7,7 +7,8 @@ import path from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Client, Connection } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
-import type { DatabasePool } from 'slonik';
+import { sql, type DatabasePool } from 'slonik';
+import { z } from 'zod';
 import { PlayTickProducer } from '../../api/lib/play-tick-producer';
 import { PlanCatalog } from '../../domain/billing/plans';
 import { createClickHouse } from '../../lib/clients/clickhouse';
@@ -15,7 +16,9 @@ import { createPaymentProvider } from '../../lib/clients/payments';
 import { createPostgresPool } from '../../lib/clients/postgres';
 import type { Config } from '../../lib/config';
 import { stackContext } from '../../stack/context';
-import { scratchTickPipeline, type TickPipeline } from '../../stack/scratch';
+import { scratchSearchAndObjects, scratchTickPipeline, type TickPipeline } from '../../stack/scratch';
+import { createMinio, createMinioSigner } from '../../lib/clients/minio';
+import { createOpenSearch } from '../../lib/clients/opensearch';
 import { provisionSchemathesis, schemathesisBin } from '../../stack/services/schemathesis';
 import { PING_WORKFLOW } from '../../workflows/ops/contract';
 import { testApp, tokenFor, withTempIssuer } from '../helpers/api';
@@ -51,6 +54,7 @@ function schemathesis(
 
 describe('the OpenAPI document is the truth (Schemathesis)', () => {
   let pipeline: TickPipeline;
+  let objects: Awaited<ReturnType<typeof scratchSearchAndObjects>>;
   let cfg: Config;
   let pool: DatabasePool;
   let ch: ClickHouseClient;
@@ -67,10 +71,11 @@ describe('the OpenAPI document is the truth (Schemathesis)', () => {
     await provisionSchemathesis(ctx);
     bin = schemathesisBin(ctx);
     pipeline = await scratchTickPipeline(testConfig(), 'contract', 1);
+    objects = await scratchSearchAndObjects(pipeline.config);
     // The fuzzer's requests without a token would otherwise spend its address's budget in seconds.
     cfg = withTempIssuer({
-      ...pipeline.config,
-      api: { ...pipeline.config.api, authFailuresPerMinute: 1_000_000 },
+      ...objects.config,
+      api: { ...objects.config.api, authFailuresPerMinute: 1_000_000 },
     });
     pool = await createPostgresPool(cfg.postgres, 4);
     ch = createClickHouse(cfg.clickhouse);
@@ -83,6 +88,11 @@ describe('the OpenAPI document is the truth (Schemathesis)', () => {
       temporal,
       publisher,
       payments: { provider: createPaymentProvider(cfg.payments), plans: PlanCatalog.builtIn() },
+      catalog: {
+        minio: createMinio(cfg.minio),
+        signer: createMinioSigner(cfg.minio),
+        opensearch: createOpenSearch(cfg.opensearch),
+      },
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
   }, 300_000);
@@ -103,6 +113,7 @@ describe('the OpenAPI document is the truth (Schemathesis)', () => {
     await ch?.close();
     await pool?.end();
     await pipeline?.drop();
+    await objects?.drop();
   });
 
   it('finds no failure in any operation, with every check', async () => {
@@ -110,6 +121,10 @@ describe('the OpenAPI document is the truth (Schemathesis)', () => {
     const base = `http://127.0.0.1:${port}`;
     const operator = await tokenFor(cfg, 'contract-fuzzer', ['operator', 'finance', 'compliance', 'service']);
     const listener = await tokenFor(cfg, randomUUID(), ['listener']);
+    // Creators act as an artist of the catalog: their token names one.
+    const artist = await pool.oneFirst(sql.type(z.object({ artist_id: z.string() }))`
+      INSERT INTO artists (name) VALUES ('Contract Fuzzer') RETURNING artist_id::text`);
+    const creator = await tokenFor(cfg, artist, ['creator']);
     const dir = mkdtempSync(path.join(tmpdir(), 'cadenza-schemathesis-'));
     const config = path.join(dir, 'schemathesis.toml');
     // Routes that act for a user are fuzzed as a listener: a service or operator token must name the user
@@ -123,10 +138,22 @@ include-path-regex = "^/v1/(payment-methods|subscriptions)"
 headers = { Authorization = "Bearer ${listener}" }
 
 [[operations]]
+# Uploads and submissions are a creator's.
+include-path-regex = "^/v1/(uploads|tracks)$|^/v1/uploads/"
+headers = { Authorization = "Bearer ${creator}" }
+
+[[operations]]
 # A page token is one this API gave out (sealed): any other well-formed string is refused.
 include-path = "/v1/workflows"
 include-method = "GET"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "429"]
+
+[[operations]]
+# Submitting a track: a UPC's check digit, and genres and countries the catalog knows, are the database's to
+# say (400). Starting an upload: an Idempotency-Key is bound to the request it came with (422 for another).
+# Streaming one: the raw body has no schema; its length decides (none 411, empty 422, over the declared 413).
+include-path-regex = "^/v1/(tracks|uploads|uploads/[^/]+)$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "411", "413", "422", "429"]
 
 [[operations]]
 # \`to\` must not be before \`from\`, and at most 366 days after it.

@@ -42,6 +42,7 @@ export async function testApp(
     clickhouse?: ClickHouseClient;
     payments?: ApiDeps['payments'];
     sessions?: ApiDeps['sessions'];
+    catalog?: ApiDeps['catalog'];
     /** A verifier of the test's own (to count verifications); default the config's issuer. */
     verify?: ApiDeps['verify'];
     minio?: ApiDeps['minio'];
@@ -70,6 +71,8 @@ export async function testApp(
     },
     minio: opts.minio,
     denied: opts.denied,
+    // Unit tests see the catalog's routes (auth is checked before any store is touched).
+    catalog: opts.catalog ?? ({} as NonNullable<ApiDeps['catalog']>),
     log: false,
   });
   await app.ready();

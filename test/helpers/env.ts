@@ -9,9 +9,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { temporal } from '@temporalio/proto';
-import { SearchAttribute } from '../../workflows/search-attributes';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Resource } from '@opentelemetry/resources';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { makeWorkflowExporter } from '@temporalio/interceptors-opentelemetry';
@@ -19,6 +18,7 @@ import { bundleWorkflowCode, type WorkerOptions, type WorkflowBundleWithSourceMa
 import { loadConfig, type Config } from '../../lib/config';
 import { stackContext, testServerLauncher } from '../../stack/context';
 import { WORKFLOW_INTERCEPTORS } from '../../workers/interceptors';
+import { SearchAttribute } from '../../workflows/search-attributes';
 
 /**
  * Tests use their own Temporal namespace, apart from the demo worker started by npm run up

@@ -15,6 +15,7 @@ import {
   topCountriesByPlays,
 } from '../../api/queries/analytics';
 import { settlementAggregation } from '../../activities/royalties/aggregate';
+import { playCountsByTrack } from '../../activities/catalog/play-counts';
 import type { ChFragment } from '../../lib/clickhouse-sql';
 import { createClickHouse } from '../../lib/clients/clickhouse';
 import { clickHouseMigrations, migrateClickHouse } from '../../sql/migrate/clickhouse';
@@ -69,6 +70,7 @@ describe('ClickHouse SQL on 18.16 and on a current release (chdb)', () => {
         rounding: 'largest-remainder',
       },
     ),
+    playCounts: playCountsByTrack(),
   };
   const inserts = [
     {

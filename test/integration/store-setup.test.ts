@@ -1,6 +1,6 @@
 import { createKafka } from '../../lib/clients/kafka';
 import { BUCKETS, createMinio } from '../../lib/clients/minio';
-import { createOpenSearch, SEARCH_INDICES } from '../../lib/clients/opensearch';
+import { createOpenSearch, SEARCH_INDICES, SEARCH_VERSION } from '../../lib/clients/opensearch';
 import { migrateKafka } from '../../sql/migrate/kafka';
 import { migrateMinio } from '../../sql/migrate/minio';
 import { migrateOpenSearch } from '../../sql/migrate/opensearch';
@@ -13,18 +13,18 @@ describe('OpenSearch indices', () => {
   const os = createOpenSearch(cfg.opensearch);
   afterAll(() => os.close());
 
-  it('puts versioned templates and points each alias at its v1 index; a re-run changes nothing', async () => {
+  it('puts versioned templates and points each alias at its current version; a re-run changes nothing', async () => {
     await migrateOpenSearch(os);
     expect(await migrateOpenSearch(os)).toEqual([]);
     for (const name of SEARCH_INDICES) {
       const { body } = await os.indices.getAlias({ name });
-      expect(Object.keys(body)).toEqual([`${name}-v1`]);
+      expect(Object.keys(body)).toEqual([`${name}-v${SEARCH_VERSION}`]);
     }
   });
 
   it('finds tracks by prefix and despite a typo, and ranks by play count', async () => {
-    const index = 'tracks-v1-probe';
-    await os.indices.create({ index }); // shaped by the tracks-v1 template
+    const index = `tracks-v${SEARCH_VERSION}-probe`;
+    await os.indices.create({ index }); // shaped by the current version's template
     try {
       const doc = (id: string, title: string, play_count: number) =>
         os.index({

@@ -9,7 +9,14 @@ describe('config', () => {
     expect(cfg.minio.port).toBe(9000);
     expect(cfg.clickhouse.tcpPort).not.toBe(cfg.minio.port);
     expect(cfg.kafka.brokers).toEqual(['127.0.0.1:9092']);
-    expect(cfg.worker.taskQueues).toEqual(['catalog', 'billing', 'royalties', 'compliance', 'ops']);
+    expect(cfg.worker.taskQueues).toEqual([
+      'catalog',
+      'catalog-media',
+      'billing',
+      'royalties',
+      'compliance',
+      'ops',
+    ]);
   });
 
   it('reads every value from the environment, typed', () => {
