@@ -1,6 +1,7 @@
 import type { Config } from '../lib/config';
 import type { TaskQueue } from '../lib/task-queues';
 import { SCHEDULES as BILLING } from './billing/contract';
+import { SCHEDULES as CATALOG } from './catalog/contract';
 import { SCHEDULES as OPS } from './ops/contract';
 import { SCHEDULES as ROYALTIES } from './royalties/contract';
 
@@ -24,4 +25,4 @@ export interface ScheduleDeclaration {
   args: (cfg: Config) => unknown[];
 }
 
-export const SCHEDULES: readonly ScheduleDeclaration[] = [...BILLING, ...OPS, ...ROYALTIES];
+export const SCHEDULES: readonly ScheduleDeclaration[] = [...BILLING, ...CATALOG, ...OPS, ...ROYALTIES];

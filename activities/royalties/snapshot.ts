@@ -48,14 +48,15 @@ export function createSnapshotActivities(deps: SnapshotDeps) {
       const version = Date.now();
       const rows = client.query(
         copyTo(
-          `COPY (SELECT track_id, artist_id, album_id, duration_ms, release_date, ${version}::bigint FROM tracks) TO STDOUT`,
+          `COPY (SELECT track_id, artist_id, album_id, duration_ms, release_date, status, ${version}::bigint FROM tracks) TO STDOUT`,
         ),
       );
       await clickhouse.insert({
         table: 'dim_tracks',
         values: rows,
         format: 'TabSeparated',
-        columns: ['track_id', 'artist_id', 'album_id', 'duration_ms', 'release_date', 'version'],
+        // Every column, status too: a newer version without it would put taken-down tracks back to available.
+        columns: ['track_id', 'artist_id', 'album_id', 'duration_ms', 'release_date', 'status', 'version'],
       });
     } finally {
       client.release();

@@ -114,7 +114,7 @@ describe('royalty settlement end to end (API → workflow → stores)', () => {
     tokens.bob = await tokenFor(cfg, 'finance-bob', ['finance']);
     tokens.carol = await tokenFor(cfg, 'finance-carol', ['finance']);
     tokens.olga = await tokenFor(cfg, 'operator-olga', ['operator']);
-    tokens.lee = await tokenFor(cfg, 'listener-lee', ['listener']);
+    tokens.lee = await tokenFor(cfg, randomUUID(), ['listener']);
   });
   afterAll(async () => {
     await app?.close();

@@ -63,7 +63,7 @@ export async function testApp(
     publisher: opts.publisher ?? { publish: async () => undefined },
     ...(opts.sessions ? { sessions: opts.sessions } : {}),
     // Unit tests never reach a handler that reads a store; integration tests pass real clients.
-    pool: opts.pool ?? (undefined as unknown as DatabasePool),
+    pool: opts.pool ?? unreachablePool(),
     clickhouse: opts.clickhouse ?? (undefined as unknown as ClickHouseClient),
     payments: opts.payments ?? {
       provider: undefined as unknown as PaymentProvider,
@@ -77,4 +77,16 @@ export async function testApp(
   });
   await app.ready();
   return app;
+}
+
+/**
+ * Unit tests have no database: a route that reaches one finds it down (a refused connection, as the pool
+ * reports it), so it answers 503 like the real API would.
+ */
+function unreachablePool(): DatabasePool {
+  const refuse = () =>
+    Promise.reject(
+      Object.assign(new Error('connect ECONNREFUSED (no database in unit tests)'), { code: 'ECONNREFUSED' }),
+    );
+  return new Proxy({} as DatabasePool, { get: () => refuse });
 }

@@ -14,7 +14,7 @@ import { testConfig } from '../helpers/env';
 
 /**
  * The analytics endpoints over seeded data, each checked against an independent computation over the
- * generated ticks (the SQL behind them is also checked query by query in appendix-queries.test.ts).
+ * generated ticks (the SQL behind them is also checked query by query in analytics-appendix-queries.test.ts).
  */
 const NOW = new Date('2025-05-20T12:00:00Z');
 const opts = { scale: 'small' as const, seed: 21, now: NOW };

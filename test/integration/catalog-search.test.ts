@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { idAfter, readDocuments, writeDocuments } from '../../activities/catalog/search-documents';
 import { chDateTime, TICK_COLUMNS } from '../../scripts/seed/load';
 import { upcFor } from '../../scripts/seed/codes';
+import { scheduleOptions } from '../../scripts/schedules';
 import { indexAlias, SEARCH_INDICES, versionedIndex } from '../../lib/clients/opensearch';
 import { migrateOpenSearch, searchMapping } from '../../sql/migrate/opensearch';
 import {
@@ -201,18 +202,9 @@ describe('catalog search', () => {
     // The schedule as the contract declares it, created and triggered here.
     const declared = SCHEDULES.find((d) => d.workflowType === PLAY_COUNT_SYNC_WORKFLOW)!;
     const scheduleId = `${declared.scheduleId}-${randomUUID().slice(0, 8)}`;
-    const schedule = await workers.client.schedule.create({
-      scheduleId,
-      spec: { intervals: [{ every: declared.every }] },
-      action: {
-        type: 'startWorkflow',
-        workflowType: declared.workflowType,
-        taskQueue: declared.taskQueue,
-        workflowId: declared.workflowId,
-        args: [...declared.args],
-      },
-      policies: { overlap: 'SKIP' },
-    });
+    const schedule = await workers.client.schedule.create(
+      scheduleOptions({ ...declared, scheduleId }, s.cfg),
+    );
     try {
       await schedule.trigger();
       let result: unknown;

@@ -353,7 +353,7 @@ describe('ops jobs against the real stores', () => {
           `${backupId}/postgres/${w.cfg.postgres.database}.dump`,
           `${backupId}/clickhouse/play_ticks.native`,
           `${backupId}/clickhouse/plays_mv.sql`,
-          expect.stringMatching(new RegExp(`^${backupId}/opensearch/.*tracks-v1\\.ndjson\\.gz$`)),
+          expect.stringMatching(new RegExp(`^${backupId}/opensearch/.*tracks-v[0-9]+\\.ndjson\\.gz$`)),
         ]),
       );
       expect(keys.filter((k) => k.startsWith(`${backupId}/`))).toHaveLength(backup.objects);

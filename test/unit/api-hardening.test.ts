@@ -194,7 +194,8 @@ describe('routes, methods and the OpenAPI document', () => {
   let app: FastifyInstance;
   let ops: string;
   beforeAll(async () => {
-    // Temporal is unreachable here: a handler that gets as far as a workflow answers 503 within a second.
+    // Temporal (and, in unit tests, PostgreSQL) is unreachable here: a handler that gets as far as a store
+    // answers 503 within a second.
     cfg = withTempIssuer(
       loadConfig({ CADENZA_TEMPORAL_ADDRESS: '127.0.0.1:1', CADENZA_API_HANDLER_TIMEOUT_MS: '1000' }),
     );

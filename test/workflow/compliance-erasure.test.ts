@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { gdprErasure, gdprExport } from '../../workflows';
@@ -24,19 +23,6 @@ describe('gdprErasure and gdprExport (time-skipping, mocked activities)', () => 
 
   beforeAll(async () => {
     env = await timeSkippingEnv();
-    // The test server knows no custom search attributes until told (the dev server gets them at start).
-    const { IndexedValueType } = temporal.api.enums.v1;
-    await env.connection.operatorService.addSearchAttributes({
-      namespace: env.namespace ?? 'default',
-      searchAttributes: Object.fromEntries(
-        Object.values(SEARCH).map((k) => [
-          k.name,
-          k.type === 'BOOL'
-            ? IndexedValueType.INDEXED_VALUE_TYPE_BOOL
-            : IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-        ]),
-      ),
-    });
   }, 60_000);
   afterAll(async () => {
     await env?.teardown();

@@ -1,4 +1,5 @@
 import { defineQuery } from '@temporalio/workflow';
+import type { ScheduleDeclaration } from '../schedules';
 import { SearchAttribute } from '../search-attributes';
 
 /**
@@ -143,18 +144,15 @@ export interface ReindexResult {
   indices: { alias: string; from: string | null; to: string; documents: number; caughtUp: number }[];
 }
 
-/**
- * Schedules this slice needs, in the shape scripts/schedules.ts creates them (a Temporal Schedule per
- * entry, overlap SKIP): the play counts reach the search index every 10 minutes from ClickHouse.
- */
-export const SCHEDULES = [
+/** The slice's Temporal Schedules (collected in workflows/schedules.ts): play counts to search every 10 minutes. */
+export const SCHEDULES: readonly ScheduleDeclaration[] = [
   {
     scheduleId: 'catalog-play-count-sync',
     description: 'Play counts from ClickHouse to PostgreSQL (tracks.play_count) and the search index',
-    every: '10 minutes',
+    spec: { every: '10m' },
     workflowType: PLAY_COUNT_SYNC_WORKFLOW,
     workflowId: playCountSyncWorkflowId,
     taskQueue: TASK_QUEUE,
-    args: [] as unknown[],
+    args: () => [],
   },
-] as const;
+];

@@ -10,7 +10,7 @@ const SCHEDULED_AT = defineSearchAttributeKey('TemporalScheduledStartTime', 'DAT
 /**
  * Started by the monthly Schedule (whose run IDs carry a timestamp): derives the month it settles — the one
  * before the due time — and starts `royalty-settlement-<month>`, which lives on by itself (abandoned by this
- * short parent). A month already started, by a person or an earlier firing, is left as it is.
+ * short parent). A month already started, by a person or an earlier firing, running or closed, is left as it is.
  */
 export async function scheduledRoyaltySettlement(
   input: ScheduledSettlementInput,
@@ -24,6 +24,8 @@ export async function scheduledRoyaltySettlement(
       workflowId,
       taskQueue: TASK_QUEUE,
       parentClosePolicy: ParentClosePolicy.ABANDON,
+      // A month's first run happens once, whoever started it and however it ended (as the API starts it).
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
       args: [{ month, rerun: 0, runId: uuid4(), startedBy: 'schedule', ...input }],
     });
     return { month, workflowId, started: true };
