@@ -67,6 +67,8 @@ export async function swapAlias(
   from: string | null,
   to: string,
 ): Promise<void> {
+  // What was written to the new index is searchable before searches reach it (not a refresh interval later).
+  await client.indices.refresh({ index: to });
   await client.indices.updateAliases({
     body: {
       actions: [...(from ? [{ remove: { index: from, alias } }] : []), { add: { index: to, alias } }],

@@ -62,7 +62,7 @@ export async function testApp(
     readiness: opts.readiness ?? (async () => []),
     publisher: opts.publisher ?? { publish: async () => undefined },
     ...(opts.sessions ? { sessions: opts.sessions } : {}),
-    // Unit tests never reach a handler that reads a store; integration tests pass real clients.
+    // Integration tests pass real clients; in unit tests PostgreSQL is down (503) and the rest absent.
     pool: opts.pool ?? unreachablePool(),
     clickhouse: opts.clickhouse ?? (undefined as unknown as ClickHouseClient),
     payments: opts.payments ?? {
