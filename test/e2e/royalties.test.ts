@@ -41,6 +41,7 @@ describe('royalty settlement end to end (API → workflow → stores)', () => {
   const tokens: Record<string, string> = {};
   let artistA: string;
   let trackA1: string;
+  let takenDown: string;
 
   const call = async (who: string, method: 'GET' | 'POST', url: string, payload?: object, headers = {}) => {
     const res = await app.inject({
@@ -90,6 +91,11 @@ describe('royalty settlement end to end (API → workflow → stores)', () => {
     const a = await addArtist(s.pool, 2);
     const b = await addArtist(s.pool, 1);
     const c = await addArtist(s.pool, 1);
+    const gone = await addArtist(s.pool, 1);
+    takenDown = gone.trackIds[0] as string;
+    await s.pool.query(
+      sql.unsafe`UPDATE tracks SET status = 'taken_down', taken_down_reason = 'legal', taken_down_at = now() WHERE track_id = ${takenDown}`,
+    );
     artistA = a.artistId;
     trackA1 = a.trackIds[0] as string;
     await publishRates(s.pool, 1, [
@@ -146,6 +152,12 @@ describe('royalty settlement end to end (API → workflow → stores)', () => {
     const runId = started.body.runId as string;
 
     const run = await until(runId, ['awaiting_approval']);
+    // The settlement copied the catalog's tracks to ClickHouse with their status: a taken-down track stays so.
+    const dim = await s.clickhouse.query({
+      query: `SELECT status FROM dim_tracks FINAL WHERE track_id = '${takenDown}'`,
+      format: 'JSONEachRow',
+    });
+    expect(await dim.json()).toEqual([{ status: 'taken_down' }]);
     expect(run.pins).toMatchObject({
       ingestionCutoff: '2026-09-01T02:00:00.000Z',
       rateVersion: 1,
