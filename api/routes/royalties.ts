@@ -5,7 +5,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { FastifyRequest } from 'fastify';
 import type { Client as Minio } from 'minio';
 import type { DatabasePool } from 'slonik';
-import { isMonth, monthEnd, cutoffProblem } from '../../domain/royalties/pins';
+import { SETTLEMENT_MONTH_PATTERN, isMonth, monthEnd, cutoffProblem } from '../../domain/royalties/pins';
 import { recordAudit } from '../../lib/audit';
 import { bucketName } from '../../lib/clients/minio';
 import type { Config } from '../../lib/config';
@@ -58,7 +58,14 @@ export interface RoyaltiesApiDeps {
 }
 
 const Uuid = Type.String({ format: 'uuid' });
-const MonthParam = Type.String({ pattern: '^\\d{4}-(0[1-9]|1[0-2])$', description: 'YYYY-MM' });
+/**
+ * A month that can be settled: the schema states exactly what the handlers accept
+ * (domain/royalties/pins.ts).
+ */
+const MonthParam = Type.String({
+  pattern: SETTLEMENT_MONTH_PATTERN,
+  description: 'YYYY-MM, 2000-01 to 2099-12',
+});
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 const Text = Type.String();
 const Money = Type.String({ description: 'decimal text, exact' });
@@ -280,8 +287,11 @@ export const royaltyRoutes: FastifyPluginAsyncTypebox<RoyaltiesApiDeps> = async 
     },
     async (request, reply) => {
       const { month } = request.body;
+      // The schema's pattern is the same rule: a safeguard, never the answer to input the schema admits.
       if (!isMonth(month))
-        throw new ValidationError('month is YYYY-MM', [{ field: 'body.month', message: 'YYYY-MM' }]);
+        throw new ValidationError('month is YYYY-MM, 2000-01 to 2099-12', [
+          { field: 'body.month', message: `must match ${SETTLEMENT_MONTH_PATTERN}` },
+        ]);
       if (Date.now() < monthEnd(month)) {
         throw problemOf(
           RoyaltiesFailure.MonthNotClosed,

@@ -44,6 +44,12 @@ const Detail = Type.Intersect([
   }),
 ]);
 
+/**
+ * How long a subscription's cancel waits for the workflow to answer (its update) before falling back to
+ * the cancellation request: well inside any client's patience for one API call.
+ */
+export const SUBSCRIPTION_CANCEL_WAIT_MS = 5_000;
+
 const WorkflowId = Type.Object({ id: Type.String({ minLength: 1, maxLength: 400 }) });
 
 const toIso = (d: Date | undefined) => d?.toISOString();
@@ -179,8 +185,9 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client; pageT
         summary: 'Request cancellation of a running workflow',
         description:
           'A subscription is canceled now as business (the charge in flight finishes and is refunded, the ' +
-          'end recorded): `canceled` when it answered within 10 s, else `cancel-requested` (it ends so ' +
-          'when its worker takes the request); 409 when it has already ended.',
+          `end recorded): \`canceled\` when it answered within ${SUBSCRIPTION_CANCEL_WAIT_MS / 1000} s, ` +
+          'else `cancel-requested` (it ends so when its worker takes the request); ' +
+          '409 when it has already ended.',
         params: WorkflowId,
         response: withProblems({
           202: Type.Object({
@@ -215,7 +222,7 @@ export const workflowRoutes: FastifyPluginAsyncTypebox<{ temporal: Client; pageT
   async function cancelSubscriptionNow(id: string): Promise<'canceled' | 'cancel-requested'> {
     const handle = client.workflow.getHandle(id);
     try {
-      await client.connection.withDeadline(Date.now() + 10_000, () =>
+      await client.connection.withDeadline(Date.now() + SUBSCRIPTION_CANCEL_WAIT_MS, () =>
         handle.executeUpdate(cancelSubscription, { args: [{ atPeriodEnd: false, by: 'operator' }] }),
       );
       return 'canceled';

@@ -10,7 +10,16 @@ export const SETTLEMENT_CODE_VERSION = 1;
 export type Month = string;
 const MONTH = /^(\d{4})-(0[1-9]|1[0-2])$/;
 
-export const isMonth = (s: string): s is Month => MONTH.test(s) && Number(s.slice(0, 4)) >= 2000;
+/**
+ * The months that can be settled, 2000-01 to 2099-12, as a JSON Schema pattern: the API's schemas state it,
+ * so what validation admits is exactly what {@link isMonth} accepts (and every such month is a date
+ * PostgreSQL holds). `[0-9]`, not `\d`: other regex dialects (a client's; the fuzzer's, Python's) read
+ * `\d` as any Unicode digit.
+ */
+export const SETTLEMENT_MONTH_PATTERN = '^20[0-9]{2}-(0[1-9]|1[0-2])$';
+const SETTLEMENT_MONTH = new RegExp(SETTLEMENT_MONTH_PATTERN);
+
+export const isMonth = (s: string): s is Month => SETTLEMENT_MONTH.test(s);
 
 function parts(month: Month): [number, number] {
   const m = MONTH.exec(month);

@@ -20,7 +20,6 @@ import { scratchSearchAndObjects, scratchTickPipeline, type TickPipeline } from 
 import { createMinio, createMinioSigner } from '../../lib/clients/minio';
 import { createOpenSearch } from '../../lib/clients/opensearch';
 import { provisionSchemathesis, schemathesisBin } from '../../stack/services/schemathesis';
-import { PING_WORKFLOW } from '../../workflows/ops/contract';
 import { testApp, tokenFor, withTempIssuer } from '../helpers/api';
 import { testConfig } from '../helpers/env';
 
@@ -63,7 +62,8 @@ describe('the OpenAPI document is the truth (Schemathesis)', () => {
   let publisher: PlayTickProducer;
   let app: FastifyInstance;
   let bin: string;
-  const startedAt = new Date();
+  /** Every run the API started for the fuzzer (pings, reconciliations, settlements, GDPR requests, …). */
+  const startedRuns: { workflowId: string; runId: string }[] = [];
 
   beforeAll(async () => {
     const ctx = stackContext();
@@ -81,6 +81,13 @@ describe('the OpenAPI document is the truth (Schemathesis)', () => {
     ch = createClickHouse(cfg.clickhouse);
     connection = await Connection.connect({ address: cfg.temporal.address });
     temporal = new Client({ connection, namespace: cfg.temporal.namespace });
+    // The API starts every run through this client: note each, so the test can end exactly those.
+    const start = temporal.workflow.start.bind(temporal.workflow);
+    temporal.workflow.start = (async (...args: Parameters<typeof start>) => {
+      const handle = await start(...args);
+      startedRuns.push({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId });
+      return handle;
+    }) as typeof start;
     publisher = new PlayTickProducer(pipeline.kafka, pipeline.topics.ticks, 3000);
     app = await testApp(cfg, {
       pool,
@@ -88,6 +95,8 @@ describe('the OpenAPI document is the truth (Schemathesis)', () => {
       temporal,
       publisher,
       payments: { provider: createPaymentProvider(cfg.payments), plans: PlanCatalog.builtIn() },
+      // GDPR links and royalty statements: the scratch buckets (the config's bucket prefix names them).
+      minio: createMinio(cfg.minio),
       catalog: {
         minio: createMinio(cfg.minio),
         signer: createMinioSigner(cfg.minio),
@@ -99,15 +108,14 @@ describe('the OpenAPI document is the truth (Schemathesis)', () => {
 
   afterAll(async () => {
     await app?.close();
-    // The ping runs the fuzzer started (no worker serves them here): terminated, not left running.
-    if (temporal) {
-      const query = `WorkflowType = '${PING_WORKFLOW}' AND ExecutionStatus = 'Running' AND StartTime >= '${startedAt.toISOString()}'`;
-      for await (const run of temporal.workflow.list({ query }))
+    // The runs the fuzzer started (no worker serves them here) are terminated, not left running in the
+    // namespace other tests share (their workers would take them up).
+    if (temporal)
+      for (const run of startedRuns)
         await temporal.workflow
           .getHandle(run.workflowId, run.runId)
           .terminate('contract test over')
           .catch(() => undefined);
-    }
     await publisher?.close();
     await connection?.close();
     await ch?.close();
@@ -128,13 +136,15 @@ describe('the OpenAPI document is the truth (Schemathesis)', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'cadenza-schemathesis-'));
     const config = path.join(dir, 'schemathesis.toml');
     // Routes that act for a user are fuzzed as a listener: a service or operator token must name the user
-    // (userId), a rule JSON Schema cannot tie to the token. The two rules a schema cannot state at all are
-    // named where they apply, as the only 400s expected of valid-looking input.
+    // (userId), a rule JSON Schema cannot tie to the token. The rules a schema cannot state at all are named
+    // where they apply, as the only 400s (and 422s) expected of valid-looking input. An operation block's
+    // include-* keys each select on their own (any of them matches): one operation is named by its label,
+    // "METHOD /path", never by a path and a method side by side (that would select every such method).
     writeFileSync(
       config,
       `
 [[operations]]
-include-path-regex = "^/v1/(payment-methods|subscriptions)"
+include-path-regex = "^/v1/(payment-methods|subscriptions)|^/v1/tracks/[^/]+/stream$"
 headers = { Authorization = "Bearer ${listener}" }
 
 [[operations]]
@@ -144,8 +154,7 @@ headers = { Authorization = "Bearer ${creator}" }
 
 [[operations]]
 # A page token is one this API gave out (sealed): any other well-formed string is refused.
-include-path = "/v1/workflows"
-include-method = "GET"
+include-name = "GET /v1/workflows"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "429"]
 
 [[operations]]
@@ -159,6 +168,31 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 # \`to\` must not be before \`from\`, and at most 366 days after it.
 include-path = "/v1/artists/{id}/stats"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "429"]
+
+[[operations]]
+# Ticks are checked one by one (any JSON; a bad one is named in the 202), but a body with a \`__proto__\` key,
+# or \`constructor.prototype\`, anywhere is refused whole (400): prototype poisoning, refused by the JSON
+# parser before any schema, a rule the free-form ticks' schema cannot state.
+include-name = "POST /v1/play-ticks"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "429"]
+
+[[operations]]
+# A re-run's repinned cut-off falls on a whole hour, at or after the end of the month in the path.
+include-name = "POST /v1/royalties/settlements/{month}/reruns"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "422", "429"]
+
+[[operations]]
+# A compliance token must name the user (userId); a listener asking for themselves leaves it out. The schema
+# cannot tie the field to the token: the fuzzer's token has compliance, so a body without userId is refused.
+# Fuzzed as compliance rather than as a listener: userId then reaches any user, not only the token's own.
+include-name = ["POST /v1/gdpr/erasure-requests", "POST /v1/gdpr/export-requests"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "429"]
+
+[[operations]]
+# An Idempotency-Key is bound to the request it came with: the fuzzer reuses a generated key ("0") with
+# another body, and the documented answer is 422 (idempotency-key-reused).
+include-name = ["POST /v1/ping", "POST /v1/billing/reconciliations"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422", "429"]
 `,
     );
     const started = Date.now();
