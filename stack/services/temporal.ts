@@ -13,6 +13,11 @@ export const TEMPORAL_CLI = { module: 'github.com/temporalio/cli/cmd/temporal', 
 export const SEARCH_ATTRIBUTES = SEARCH_ATTRIBUTE_TYPES;
 /** The namespaces the dev server serves: the configured one (the demo's) and the tests'. */
 export const TEST_NAMESPACE = 'cadenza-test';
+/**
+ * The contract fuzzer's: the API starts real runs for it (reconciliations, settlements, GDPR requests) that
+ * no worker of its own serves; in a namespace of their own, no other test's worker ever picks one up.
+ */
+export const CONTRACT_NAMESPACE = 'cadenza-contract';
 
 /**
  * The dev server re-reads the search-attribute map from SQLite on every request that touches one
@@ -49,8 +54,8 @@ export const temporal: ServiceDef = {
         // writes); only a machine crash could lose the last moments. The write rate is what starts need.
         '--sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=off',
         ...DEV_SERVER_TUNING,
-        // A second namespace keeps test runs apart from the demo's worker.
-        `--namespace ${t.namespace} --namespace ${TEST_NAMESPACE}`,
+        // More namespaces keep test runs apart from the demo's worker, and the fuzzer's from the tests'.
+        `--namespace ${t.namespace} --namespace ${TEST_NAMESPACE} --namespace ${CONTRACT_NAMESPACE}`,
         ...attrs,
         '--log-level warn',
       ].join(' '),
@@ -66,7 +71,7 @@ export const temporal: ServiceDef = {
     ]);
     await httpProbe(ctx.config.temporal.uiUrl);
     // A server whose database predates an attribute registers it now (start-dev only adds them at creation).
-    for (const namespace of [ctx.config.temporal.namespace, TEST_NAMESPACE]) {
+    for (const namespace of [ctx.config.temporal.namespace, TEST_NAMESPACE, CONTRACT_NAMESPACE]) {
       const listed = await run('temporal', cli(ctx), [
         'operator',
         'search-attribute',

@@ -16,6 +16,7 @@ import { createPaymentProvider } from '../../lib/clients/payments';
 import { createPostgresPool } from '../../lib/clients/postgres';
 import type { Config } from '../../lib/config';
 import { stackContext } from '../../stack/context';
+import { CONTRACT_NAMESPACE } from '../../stack/services/temporal';
 import { scratchSearchAndObjects, scratchTickPipeline, type TickPipeline } from '../../stack/scratch';
 import { createMinio, createMinioSigner } from '../../lib/clients/minio';
 import { createOpenSearch } from '../../lib/clients/opensearch';
@@ -77,6 +78,8 @@ describe('the OpenAPI document is the truth (Schemathesis)', () => {
       ...objects.config,
       api: { ...objects.config.api, authFailuresPerMinute: 1_000_000 },
     });
+    // The runs the API starts for the fuzzer live in a namespace no test worker polls (stack/services/temporal.ts).
+    cfg = { ...cfg, temporal: { ...cfg.temporal, namespace: CONTRACT_NAMESPACE } };
     pool = await createPostgresPool(cfg.postgres, 4);
     ch = createClickHouse(cfg.clickhouse);
     connection = await Connection.connect({ address: cfg.temporal.address });

@@ -19,6 +19,8 @@ export interface MonthScript {
   /** The statement's digest; default: from the month, so every run of a month writes the same one. */
   sha256?: string;
   supersedes?: string[];
+  /** How long (real time) writing the statement takes: the run is still computing meanwhile. */
+  statementDelayMs?: number;
 }
 
 interface FakeRun {
@@ -90,6 +92,8 @@ export function fakeRoyalties(scripts: Record<string, MonthScript> = {}) {
     async writeStatement(runId) {
       record('writeStatement', runId);
       const run = runs.get(runId) as FakeRun;
+      const delay = scripts[run.month]?.statementDelayMs;
+      if (delay) await new Promise((r) => setTimeout(r, delay));
       const sha256 = scripts[run.month]?.sha256 ?? sha(run.month);
       return { key: `settlements/${run.month}/${runId}/statement.tar`, sha256, bytes: 10_240 };
     },

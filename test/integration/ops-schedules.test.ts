@@ -10,6 +10,10 @@ import { testConfig } from '../helpers/env';
  * spec, action and policies; a second run changes nothing; a changed declaration updates the schedule and
  * leaves an operator's pause alone. (IDs get a prefix of this run's own, so runs never meet.)
  */
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/** `10m` → 600000: a declared interval as the server's next firings are apart. */
+const msOf = (every: string) => Number(every.slice(0, -1)) * UNIT_MS[every.slice(-1) as keyof typeof UNIT_MS];
+
 describe('schedules as declared', () => {
   let cfg: Config;
   let connection: Connection;
@@ -49,7 +53,7 @@ describe('schedules as declared', () => {
       expect(found.memo).toEqual({ description: d.description });
       // The server's own reading of the spec: the next firings fall where the declaration says, in UTC.
       const next = found.info.nextActionTimes.map((t) => t.getTime());
-      if ('every' in d.spec) expect(next[1]! - next[0]!).toBe(5 * 60_000);
+      if ('every' in d.spec) expect(next[1]! - next[0]!).toBe(msOf(d.spec.every));
       else {
         const [minute, hour] = d.spec.cron.split(' ').map(Number);
         for (const t of found.info.nextActionTimes)

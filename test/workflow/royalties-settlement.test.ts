@@ -29,6 +29,7 @@ describe('royalty settlement workflow (time-skipping, mocked activities)', () =>
     '2026-02': { kind: 'verification' },
     '2026-03': { refuse: { refused: 'RunInProgress', reason: 'a settlement of 2026-03 is still computing' } },
     '2026-05': { supersedes: [settlementWorkflowId('2026-04')] },
+    '2025-11': { statementDelayMs: 1500 },
   });
 
   beforeAll(async () => {
@@ -118,6 +119,16 @@ describe('royalty settlement workflow (time-skipping, mocked activities)', () =>
     expect(await refusal(Promise.reject(refused.reason))).toBe('NotAwaitingApproval');
     expect(await handle.result()).toMatchObject({ status: 'approved', runId: waiting.runId, reason: null });
     expect(fake.run(waiting.runId as string)?.status).toBe('approved');
+  });
+
+  it('takes a decision that arrives while the run still computes once the run is ready for it', async () => {
+    // The API sees the row say awaiting_approval a moment before the workflow has taken in that step.
+    const handle = await start('2025-11');
+    await until(handle, 'running');
+    const decision = await handle.executeUpdate(approveSettlement, { args: [{ approver: 'bob' }] });
+    expect(decision).toMatchObject({ status: 'approved' });
+    expect(fake.calls('writeStatement').length).toBeGreaterThan(0);
+    expect(await handle.result()).toMatchObject({ status: 'approved' });
   });
 
   it('holds a run with exceptions: approval refused, rejection closes it', async () => {

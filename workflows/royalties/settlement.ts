@@ -83,11 +83,14 @@ class Settlement {
 
   constructor(readonly input: SettlementInput) {
     setHandler(settlementProgress, () => this.progress());
+    // A decision may arrive the moment the run's row says awaiting_approval, before this workflow has taken
+    // in the step that wrote it: the validator lets a computing run's decision in, and the handler waits
+    // for the run to catch up before it checks again.
     setHandler(approveSettlement, ({ approver }) => this.decide('approve', approver), {
-      validator: ({ approver }) => this.checkDecision('approve', approver),
+      validator: ({ approver }) => this.checkDecision('approve', approver, { computing: 'accept' }),
     });
     setHandler(rejectSettlement, ({ by, reason }) => this.decide('reject', by, reason), {
-      validator: ({ by }) => this.checkDecision('reject', by),
+      validator: ({ by }) => this.checkDecision('reject', by, { computing: 'accept' }),
     });
     setHandler(supersedeSettlement, ({ byRunId }) => {
       this.supersededBy = byRunId;
@@ -123,10 +126,15 @@ class Settlement {
   }
 
   /** Refusals the API turns into problems; the DB decides again inside the activity. */
-  checkDecision(kind: 'approve' | 'reject', by: string): void {
+  checkDecision(
+    kind: 'approve' | 'reject',
+    by: string,
+    opts: { computing: 'accept' | 'refuse' } = { computing: 'refuse' },
+  ): void {
     if (!by) throw refuse(RoyaltiesFailure.NotAwaitingApproval, 'a decision names who takes it');
     if (this.deciding || this.decision)
       throw refuse(RoyaltiesFailure.NotAwaitingApproval, `run ${this.runId} is already decided`);
+    if (opts.computing === 'accept' && this.computing()) return;
     if (kind === 'approve' && this.status === 'held')
       throw refuse(
         RoyaltiesFailure.RunHeld,
@@ -145,7 +153,12 @@ class Settlement {
       );
   }
 
+  computing(): boolean {
+    return this.status === 'starting' || this.status === 'running';
+  }
+
   async decide(kind: 'approve' | 'reject', by: string, reason?: string): Promise<Decision> {
+    await condition(() => !this.computing());
     this.checkDecision(kind, by);
     this.deciding = true;
     try {
