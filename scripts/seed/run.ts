@@ -132,7 +132,10 @@ export async function runSeed(cfg: Config, opts: RunSeedOptions): Promise<SeedRe
     let catalog: CatalogSeedReport | undefined;
     if (opts.catalog) {
       const opensearch = createOpenSearch(cfg.opensearch);
-      const docBar = bar('search documents', data.tracks.length + data.albums.length + data.artists.length);
+      const docBar = bar(
+        'search documents',
+        data.tracks.length + data.albums.length + data.artists.length + data.playlists.length,
+      );
       try {
         catalog = await seedCatalog(
           {
