@@ -9,7 +9,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { createActivities } from '../activities';
-import { bareAggregation } from '../activities/royalties/aggregate';
+import { AGGREGATION_SETTINGS, bareAggregation } from '../activities/royalties/aggregate';
 import { createClickHouse } from '../lib/clients/clickhouse';
 import { bucketName, createMinio } from '../lib/clients/minio';
 import { createCopyPool, createPostgresPool } from '../lib/clients/postgres';
@@ -174,7 +174,10 @@ async function main(): Promise<void> {
     const bare = bareAggregation(pins, 6);
     t = Date.now();
     let floorLines = 0;
-    const { stream } = await clickhouse.exec({ query: `${bare.text}\nFORMAT TabSeparated` });
+    const { stream } = await clickhouse.exec({
+      query: `${bare.text}\nFORMAT TabSeparated`,
+      clickhouse_settings: AGGREGATION_SETTINGS,
+    });
     await pipeline(
       stream,
       new Writable({
@@ -190,7 +193,10 @@ async function main(): Promise<void> {
     {
       const client = await copyPool.connect();
       try {
-        const { stream: rows } = await clickhouse.exec({ query: `${bare.text}\nFORMAT TabSeparated` });
+        const { stream: rows } = await clickhouse.exec({
+          query: `${bare.text}\nFORMAT TabSeparated`,
+          clickhouse_settings: AGGREGATION_SETTINGS,
+        });
         await pipeline(rows, client.query(copyFrom('COPY floor_lines FROM STDIN')));
       } finally {
         client.release();

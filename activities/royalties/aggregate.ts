@@ -20,6 +20,12 @@ import { minRoyaltyTicks, shortPlayTicks, type Policy } from '../../domain/royal
  * Rows come ordered by track and country, as TabSeparated in the column order of the snapshot table.
  */
 
+/**
+ * A month of plays is grouped by play (tens of millions of rows with their tick sets): past this much memory
+ * the grouping spills to disk instead of failing at the server's per-query limit (4 GB on the native stack).
+ */
+export const AGGREGATION_SETTINGS = { max_bytes_before_external_group_by: '1500000000' } as const;
+
 const NO_ARTIST = '00000000-0000-0000-0000-000000000000';
 
 /** Plays started in [from, to) with their merged ticks, from the rows ingested before the cut-off. */

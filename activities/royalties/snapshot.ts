@@ -6,7 +6,7 @@ import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { settlementAggregation } from './aggregate';
+import { AGGREGATION_SETTINGS, settlementAggregation } from './aggregate';
 import { Progress } from './heartbeat';
 import { loadPolicy, loadRun, pinsOf } from './runs';
 
@@ -91,6 +91,7 @@ export function createSnapshotActivities(deps: SnapshotDeps) {
       const { stream } = await clickhouse.exec({
         query: `${query.text}\nFORMAT TabSeparated`,
         abort_signal: signal,
+        clickhouse_settings: AGGREGATION_SETTINGS,
       });
       await pipeline(
         stream,
@@ -145,6 +146,7 @@ export function createSnapshotActivities(deps: SnapshotDeps) {
       const { stream } = await clickhouse.exec({
         query: `${query.text}\nFORMAT TabSeparated`,
         abort_signal: signal,
+        clickhouse_settings: AGGREGATION_SETTINGS,
       });
       await pipeline(stream, tally, new Writable({ write: (_chunk, _enc, done) => done() }));
       clickhouseSha256 = tally.hash.digest('hex');
@@ -180,6 +182,7 @@ export function createSnapshotActivities(deps: SnapshotDeps) {
       const { stream } = await clickhouse.exec({
         query: `${queryText}\nFORMAT TabSeparated`,
         abort_signal: signal,
+        clickhouse_settings: AGGREGATION_SETTINGS,
       });
       await pipeline(stream, client.query(copyFrom('COPY reaggregated FROM STDIN')));
       const { rows } = await client.query<{
