@@ -45,6 +45,9 @@ export function runFfmpeg(
         '-hide_banner',
         '-nostdin',
         '-nostats',
+        // Every line tagged with its level: errors are told apart, and -benchmark's CPU line (info) is kept.
+        '-loglevel',
+        'level+info',
         '-benchmark',
         '-progress',
         'pipe:1',
@@ -83,14 +86,16 @@ export function runFfmpeg(
   });
 }
 
-/** The first line of ffmpeg's stderr that reads like an error, without the "[codec @ 0x…]" prefix. */
+/** The first error ffmpeg logged, without its "[codec @ 0x…] [error]" prefixes. */
 export function ffmpegError(stderr: string): string {
   const lines = stderr.split('\n').map((l) => l.trim());
   const line =
-    lines.find((l) => /error|invalid|failed|corrupt/i.test(l) && !l.startsWith('bench:')) ??
-    lines.filter((l) => l && !l.startsWith('bench:')).at(-1) ??
+    lines.find((l) => /\[(error|fatal|panic)\]/.test(l)) ??
+    lines.filter((l) => l && !l.includes('bench:')).at(-1) ??
     'unknown error';
-  return line.replace(/^\[[^\]]*@ 0x[0-9a-f]+\]\s*/, '').slice(0, 200);
+  return line
+    .replace(/^(\[[^\]]*@ 0x[0-9a-f]+\]\s*)?\[(error|fatal|panic|warning|info)\]\s*/, '')
+    .slice(0, 200);
 }
 
 /** ffprobe's JSON answer for a file's first video stream (cover art): width and height. */

@@ -310,7 +310,7 @@ export function createMediaActivities(deps: MediaDeps) {
         for (const px of COVER_SIZES) {
           const out = path.join(dir, `cover-${px}.jpg`);
           const run = await runFfmpeg(
-            ['-v', 'error', '-i', file, '-vf', `scale=${px}:${px}`, '-q:v', '3', '-frames:v', '1', '-y', out],
+            ['-i', file, '-vf', `scale=${px}:${px}`, '-q:v', '3', '-frames:v', '1', '-y', out],
             {
               signal: Context.current().cancellationSignal,
             },
@@ -373,7 +373,7 @@ export async function inspectFile(file: string, base: AudioInspection): Promise<
 /** EBU R128 loudness of a file or URL, decoding every sample (a decode error comes back as `error`). */
 export async function loudnessOf(source: string, watch: Watch = {}): Promise<LoudnessResult> {
   const run = await runFfmpeg(
-    ['-v', 'info', '-xerror', '-i', source, '-map', '0:a:0', '-af', 'ebur128=peak=true', '-f', 'null', '-'],
+    ['-xerror', '-i', source, '-map', '0:a:0', '-af', 'ebur128=peak=true', '-f', 'null', '-'],
     watch,
   );
   if (run.code !== 0) {
@@ -419,7 +419,7 @@ export async function transcodeToFiles(
   | { error: string }
 > {
   const outputs = LADDER.map((r) => ({ ...r, file: path.join(dir, `${r.quality}.ogg`) }));
-  const args = ['-v', 'error', '-xerror', '-i', source, '-map_metadata', '-1'];
+  const args = ['-xerror', '-i', source, '-map_metadata', '-1'];
   for (const o of outputs) {
     args.push('-map', '0:a:0', '-vn', '-ac', '2', '-ar', '44100', '-c:a', 'libvorbis');
     args.push('-b:a', `${o.bitrateKbps}k`, '-f', 'ogg', '-y', o.file);

@@ -46,7 +46,7 @@ async function giveAudio(deps: CatalogSeedDeps, trackId: string, n: number): Pro
   try {
     const file = path.join(dir, 'original.flac');
     const made = await runFfmpeg([
-      '-v', 'error', '-y',
+      '-y',
       '-f', 'lavfi', '-i', `sine=frequency=${196 + n * 37}:sample_rate=44100:duration=${AUDIO_SECONDS}`,
       '-f', 'lavfi', '-i', `anoisesrc=color=pink:sample_rate=44100:duration=${AUDIO_SECONDS}:amplitude=0.04:seed=${n + 1}`,
       '-filter_complex', '[0][1]amix=inputs=2:duration=shortest', '-ac', '2', '-c:a', 'flac', file,

@@ -1,3 +1,4 @@
+import { ffmpegError } from '../../activities/catalog/ffmpeg';
 import { displayName, extensionOf, namePattern } from '../../api/routes/uploads';
 import { searchRequest, suggestRequest, typeOfIndex } from '../../api/queries/search';
 import {
@@ -169,5 +170,18 @@ describe('search requests', () => {
     expect(typeOfIndex('p-tracks-v2', 'p-')).toBe('track');
     expect(typeOfIndex('p-albums-v13', 'p-')).toBe('album');
     expect(typeOfIndex('other', 'p-')).toBeUndefined();
+  });
+});
+
+describe("ffmpeg's log", () => {
+  it('names the first error it logged, without its codec and level prefixes, and never the CPU line', () => {
+    const stderr = [
+      '[info] Input #0, flac, from original.flac:',
+      '[info] bench: utime=0.812s stime=0.051s rtime=5.1s',
+      '[flac @ 0x55d0c2a1e2c0] [error] invalid sync code',
+      '[fatal] Conversion failed!',
+    ].join('\n');
+    expect(ffmpegError(stderr)).toBe('invalid sync code');
+    expect(ffmpegError('[info] bench: utime=0.1s stime=0.0s rtime=0.2s\n[info] size=N/A')).toBe('size=N/A');
   });
 });
