@@ -205,6 +205,8 @@ describe('royalty settlement workflow (time-skipping, mocked activities)', () =>
 
   it("the schedule's workflow starts the previous month's settlement under its business key, once", async () => {
     const input = { shards: 2, latenessHours: 2, reminderDays: 3 };
+    // Past every month an earlier test settled (the cut-off test's ended canceled): this one is new.
+    await env.sleep(40 * DAY);
     const first = await env.client.workflow.execute(scheduledRoyaltySettlement, {
       taskQueue: TASK_QUEUE,
       workflowId: 'royalty-settlement-scheduled-2026-12-01T02:00:00Z',
@@ -222,5 +224,13 @@ describe('royalty settlement workflow (time-skipping, mocked activities)', () =>
     await until(child as WorkflowHandle<typeof royaltySettlement>, 'awaiting_approval');
     expect(fake.runByWorkflow(settlementWorkflowId(month))?.startedBy).toBe('schedule');
     await child.cancel();
+    await child.result().catch(() => undefined);
+    // A month's first run happens once: a later firing leaves the closed run as it ended.
+    const later = await env.client.workflow.execute(scheduledRoyaltySettlement, {
+      taskQueue: TASK_QUEUE,
+      workflowId: 'royalty-settlement-scheduled-after-close',
+      args: [input],
+    });
+    expect(later).toEqual({ month, workflowId: settlementWorkflowId(month), started: false });
   });
 });
