@@ -1,6 +1,7 @@
+import net from 'node:net';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, openSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -106,7 +107,7 @@ class WorkerProcess {
     this.child = child;
     child.once('exit', (code, signal) => {
       if (this.child === child)
-        this.died = `the bench worker exited (${code ?? signal}); see ${this.logFile}`;
+        this.died = `the bench worker exited (${code ?? signal}); its log ends:\n${tail(this.logFile)}`;
     });
     for (let i = 0; i < 600; i++) {
       const ok = await fetch(`http://127.0.0.1:${healthPort}/healthz`)
@@ -311,7 +312,8 @@ async function main(): Promise<void> {
       stdio: 'ignore',
     },
   );
-  const healthPort = 3011;
+  // A port nothing else holds (3011 became the notifications sandbox's).
+  const healthPort = await freePort();
   const worker = new WorkerProcess(
     {
       ...process.env,
@@ -382,3 +384,24 @@ main().catch((err: unknown) => {
   process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });
+
+/** The last lines of a log the bench removes with its folder. */
+function tail(file: string, lines = 30): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** A loopback port free at the moment of asking. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
